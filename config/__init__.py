@@ -1,0 +1,5 @@
+"""importhub project configuration: settings, the Celery app and URLs."""
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,1 @@
+"""Redis locks, semaphores and lease renewal, with no Django imports."""

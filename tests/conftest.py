@@ -1,0 +1,1 @@
+"""Shared fixtures: real Redis, PostgreSQL and Celery workers."""
