@@ -1,11 +1,18 @@
 """Settings for the test suite: real PostgreSQL and Redis, never mocks."""
 
 import os
+import uuid
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/importhub")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# One queue and one key prefix per test session, so that two suites running
+# on one machine never consume each other's messages or see each other's keys.
+_session = uuid.uuid4().hex[:10]
+os.environ.setdefault("IMPORTHUB_TASK_QUEUE", f"imports-test-{_session}")
+os.environ.setdefault("IMPORTHUB_REDIS_PREFIX", f"importhub-test-{_session}:")
+os.environ.setdefault("IMPORTHUB_LEASE_SECONDS", "6")
 
 from config.settings import *  # noqa: E402,F403
 

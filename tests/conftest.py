@@ -1,1 +1,222 @@
 """Shared fixtures: real Redis, PostgreSQL and Celery workers."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+
+
+def _delete_prefixed(client: redis.Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def redis_prefix(request, settings):
+    """A key prefix of this test's own, removed afterwards.
+
+    End-to-end tests keep the session's prefix, which their worker shares.
+    """
+    from imports.locks import redis_client
+
+    if request.node.get_closest_marker("e2e"):
+        yield settings.IMPORTHUB_REDIS_PREFIX
+        return
+    prefix = f"{settings.IMPORTHUB_REDIS_PREFIX}{uuid.uuid4().hex[:8]}:"
+    settings.IMPORTHUB_REDIS_PREFIX = prefix
+    yield prefix
+    _delete_prefixed(redis_client(), prefix)
+
+
+@pytest.fixture
+def task_queue(request, settings):
+    """A broker queue of this test's own; nothing consumes it.
+
+    Its length is the number of tasks the test published.
+    """
+    if request.node.get_closest_marker("e2e"):
+        yield settings.IMPORTHUB_TASK_QUEUE
+        return
+    queue = f"{settings.IMPORTHUB_TASK_QUEUE}-{uuid.uuid4().hex[:8]}"
+    settings.IMPORTHUB_TASK_QUEUE = queue
+    yield queue
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(queue)
+    broker.close()
+
+
+@pytest.fixture
+def published(settings, task_queue):
+    """How many messages the test published to its queue."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+    def count() -> int:
+        return broker.llen(task_queue)
+
+    yield count
+    broker.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_services(request):
+    """Every Django test gets its own Redis key prefix and broker queue.
+
+    The locking package's tests need no Django and bring their own.
+    """
+    if "locking" not in request.node.path.parts:
+        request.getfixturevalue("redis_prefix")
+        request.getfixturevalue("task_queue")
+    yield
+
+
+@pytest.fixture
+def make_connector(db):
+    from connectors.models import Connector
+
+    def make(**fields) -> Connector:
+        fields.setdefault("name", f"connector-{uuid.uuid4().hex[:8]}")
+        fields.setdefault("kind", Connector.Kind.CSV)
+        return Connector.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def make_project(db, make_connector):
+    from imports.models import Project
+
+    def make(**fields) -> Project:
+        if "connector" not in fields:
+            fields["connector"] = make_connector()
+        fields.setdefault("name", f"project-{uuid.uuid4().hex[:8]}")
+        fields.setdefault("key_fields", ["id"])
+        return Project.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write a CSV file from a header and rows; returns its path."""
+
+    def write(rows, *, header=("id", "name", "amount"), name=None, **kwargs) -> Path:
+        import csv
+
+        path = tmp_path / (name or f"{uuid.uuid4().hex[:8]}.csv")
+        with path.open("w", newline="", encoding=kwargs.get("encoding", "utf-8")) as f:
+            writer = csv.writer(f)
+            if header:
+                writer.writerow(header)
+            writer.writerows(rows)
+        return path
+
+    return write
+
+
+class WorkerProcess:
+    """A real ``celery worker`` process consuming the session's queue."""
+
+    def __init__(self, *, env: dict, log_path: Path, concurrency: int = 2):
+        self.env = env
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "INFO",
+                "-Q",
+                self.env["IMPORTHUB_TASK_QUEUE"],
+                "-c",
+                str(self.concurrency),
+                "-n",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited:\n{self.log()}")
+            if b" ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"celery worker did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker):
+    """The environment a worker needs to share this session's test database."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env["DATABASE_URL"] = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings_test"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_env):
+    """One real worker for the session's end-to-end tests."""
+    worker = WorkerProcess(
+        env=worker_env, log_path=ARTIFACTS / "logs" / "celery-worker.log"
+    ).start()
+    yield worker
+    worker.stop()
+
+
+def wait_for(predicate, *, timeout: float = 30, interval: float = 0.1, message=""):
+    """Poll ``predicate`` until it returns a truthy value, or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(message or f"condition not met within {timeout} s")
+        time.sleep(interval)

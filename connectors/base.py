@@ -1,0 +1,84 @@
+"""The connector interface every source implements."""
+
+from collections.abc import Iterator, Mapping
+from itertools import islice
+from typing import Any, NamedTuple
+
+
+class BadRow(NamedTuple):
+    """A row the source gave that cannot become a record."""
+
+    number: int
+    reason: str
+
+
+Row = dict[str, Any]
+
+
+class BaseConnector:
+    """Base class for connectors.
+
+    A connector reads one project's records from a source. It is built from
+    the connector's shared ``config`` and the project's ``source``, opened,
+    iterated once, and closed, like Django's ``BaseEmailBackend``::
+
+        with connector_class(config=..., source=...) as connector:
+            for batch in connector.iter_batches(batch_size=5000):
+                ...
+
+    Subclasses must set ``kind`` and implement ``iter_records()``; they
+    should override ``validate()`` to refuse a bad config before it is saved.
+    """
+
+    kind: str = ""
+    #: Config keys whose values are secrets: never shown, logged or echoed.
+    secret_fields: tuple[str, ...] = ()
+
+    def __init__(self, *, config: Mapping[str, Any], source: Mapping[str, Any]):
+        self.config = dict(config or {})
+        self.source = dict(source or {})
+
+    @classmethod
+    def validate(
+        cls, *, config: Mapping[str, Any], source: Mapping[str, Any] | None = None
+    ) -> None:
+        """Check a config (and, when given, a project's source).
+
+        Raises:
+            ConnectorConfigError: naming each invalid field.
+        """
+
+    def open(self) -> None:
+        """Open connections or files. Called once before iterating."""
+
+    def close(self) -> None:
+        """Release what ``open()`` took. Safe to call more than once."""
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.close()
+
+    def iter_records(self) -> Iterator[Row | BadRow]:
+        """Yield the source's records one by one, streamed.
+
+        A record is a mapping of column name to value. A row that cannot be
+        read is yielded as ``BadRow`` so the project's policy decides.
+
+        Raises:
+            TransientSourceError: for failures worth retrying.
+            PermanentSourceError: for failures that retrying cannot fix.
+        """
+        raise NotImplementedError(
+            "subclasses of BaseConnector must provide an iter_records() method"
+        )
+
+    def iter_batches(self, *, batch_size: int) -> Iterator[list[Row | BadRow]]:
+        """Yield lists of at most ``batch_size`` records."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        records = self.iter_records()
+        while batch := list(islice(records, batch_size)):
+            yield batch

@@ -1,0 +1,60 @@
+"""The project locks and connector slots of importhub, built on locking/."""
+
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+from locking import Lock, Semaphore, make_redis_client
+
+
+@lru_cache(maxsize=8)
+def _client(url: str, socket_timeout: float) -> redis.Redis:
+    return make_redis_client(url, socket_timeout=socket_timeout)
+
+
+def redis_client() -> redis.Redis:
+    """The shared Redis client for locks and slots (one pool per process)."""
+    return _client(settings.REDIS_URL, settings.IMPORTHUB_REDIS_SOCKET_TIMEOUT)
+
+
+def project_lock_name(project_id: int) -> str:
+    return f"project:{project_id}"
+
+
+def project_lock(project_id: int, *, token: str | None = None, ttl: float | None = None) -> Lock:
+    """The Redis lock ``project:<id>`` that one import of a project holds."""
+    return Lock(
+        redis_client(),
+        project_lock_name(project_id),
+        ttl=ttl or settings.IMPORTHUB_LEASE_SECONDS,
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+        token=token,
+    )
+
+
+def project_lock_owner(project_id: int) -> str | None:
+    return Lock.current_owner(
+        redis_client(),
+        project_lock_name(project_id),
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+    )
+
+
+def project_lock_force_release(project_id: int) -> bool:
+    return Lock.force_release(
+        redis_client(),
+        project_lock_name(project_id),
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+    )
+
+
+def connector_slots(connector) -> Semaphore:
+    """The Redis semaphore holding a connector's import slots."""
+    return Semaphore(
+        redis_client(),
+        f"connector:{connector.pk}",
+        limit=connector.max_concurrent_imports,
+        ttl=settings.IMPORTHUB_LEASE_SECONDS,
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+    )

@@ -1,0 +1,205 @@
+"""The guard: the one way an import is requested and dispatched.
+
+Every entry point (admin, commands, beat, the HTTP API and direct calls of the
+Celery tasks) ends here, so the rule "at most one active import per project,
+and no second one ever dispatched" is enforced in one place, in this order:
+
+1. The Redis lock ``project:<id>`` is taken in one round trip. A busy
+   project is rejected here, before the database or the broker is touched.
+2. The run is written. The partial unique index ``one_active_run_per_project``
+   refuses a second active run even if Redis lost the lock (flush, failover),
+   and that refusal becomes the same ``ProjectBusy``.
+3. After the transaction commits, the lock's TTL is raised from a short grace
+   to the queued lease and the task is published. If publishing fails the run
+   is failed with the reason and the lock released: nothing is left behind.
+
+Why the lock starts with a short grace TTL: if the caller's transaction rolls
+back, ``on_commit`` never runs and nobody would release the lock; with the
+grace it frees itself within seconds instead of blocking the project.
+"""
+
+import logging
+import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from imports.exceptions import (
+    DispatchFailed,
+    LockServiceUnavailable,
+    ProjectBusy,
+    ProjectNotImportable,
+)
+from imports.locks import project_lock
+from imports.models import ImportRun, ImportRunEvent, Project
+from imports.services.events import import_run_event_record
+from locking import Lock, LockingUnavailable
+
+logger = logging.getLogger(__name__)
+
+# How long the lock lives between the take and the commit of the run.
+DISPATCH_GRACE_SECONDS = 60.0
+
+# The id of the run whose task the guard is publishing right now; the tasks'
+# ``apply_async`` lets through only that publish and routes every other call
+# through the guard.
+_publishing_run_id: ContextVar[int | None] = ContextVar(
+    "importhub_publishing_run_id", default=None
+)
+
+
+def publishing_run_id() -> int | None:
+    return _publishing_run_id.get()
+
+
+@contextmanager
+def _publishing(run_id: int):
+    token = _publishing_run_id.set(run_id)
+    try:
+        yield
+    finally:
+        _publishing_run_id.reset(token)
+
+
+def project_fence_floor(*, project_id: int) -> int:
+    """The highest fencing token the database recorded for a project.
+
+    The lock's counter is raised to it before issuing the next token, so the
+    fence stays monotonic even when Redis lost its data.
+    """
+    value = ImportRun.objects.filter(project_id=project_id).aggregate(
+        top=Max("fencing_token")
+    )["top"]
+    return value or 0
+
+
+def project_active_run(*, project_id: int) -> ImportRun | None:
+    return ImportRun.objects.active().filter(project_id=project_id).first()
+
+
+def _reject_busy(project: Project) -> ProjectBusy:
+    active = project_active_run(project_id=project.pk)
+    # A rejection is an expected outcome, not an error: one INFO line.
+    logger.info(
+        "import rejected: project busy",
+        extra={"project_id": project.pk, "run_id": active.pk if active else None},
+    )
+    return ProjectBusy(project.pk, active_run_id=active.pk if active else None)
+
+
+def import_run_request(
+    *,
+    project: Project,
+    requested_by: str,
+    trigger: str,
+    retry_of: ImportRun | None = None,
+) -> ImportRun:
+    """Accept an import of ``project`` and dispatch it, or refuse it.
+
+    Returns the new run, queued (its task is published when the surrounding
+    transaction commits; at once when there is none).
+
+    Raises:
+        ProjectBusy: the project already has an active import.
+        ProjectNotImportable: the project or its connector is switched off.
+        LockServiceUnavailable: Redis cannot be reached.
+        DispatchFailed: the broker refused the task; the run is failed.
+    """
+    connector = project.connector
+    if not project.is_active:
+        raise ProjectNotImportable(
+            _("Project %(id)s is inactive and accepts no imports.") % {"id": project.pk}
+        )
+    if not connector.is_enabled:
+        raise ProjectNotImportable(
+            _("Connector “%(name)s” is disabled and accepts no imports.")
+            % {"name": connector.name}
+        )
+
+    lock = project_lock(project.pk, token=uuid.uuid4().hex, ttl=DISPATCH_GRACE_SECONDS)
+    try:
+        fence = lock.acquire(fence_floor=project_fence_floor(project_id=project.pk))
+    except LockingUnavailable as exc:
+        raise LockServiceUnavailable(
+            _("The lock service (Redis) is unreachable: %(error)s") % {"error": exc}
+        ) from exc
+    if fence is None:
+        raise _reject_busy(project)
+
+    try:
+        with transaction.atomic():
+            run = ImportRun(
+                project=project,
+                status=ImportRun.Status.QUEUED,
+                trigger=trigger,
+                requested_by=requested_by[:150],
+                retry_of=retry_of,
+                fencing_token=fence,
+                lock_token=lock.token,
+                celery_task_id=str(uuid.uuid4()),
+            )
+            run.full_clean(validate_constraints=False)
+            run.save()
+            import_run_event_record(
+                run=run,
+                kind=ImportRunEvent.Kind.REQUESTED,
+                actor=requested_by,
+                message=_("Import requested (%(trigger)s).")
+                % {"trigger": run.get_trigger_display()},
+                data={"trigger": trigger, "retry_of": retry_of.pk if retry_of else None},
+            )
+            transaction.on_commit(
+                lambda: _import_run_publish(run=run, lock=lock), robust=False
+            )
+    except IntegrityError:
+        lock.release()
+        if ImportRun.objects.active().filter(project_id=project.pk).exists():
+            raise _reject_busy(project)
+        raise
+    return run
+
+
+def _import_run_publish(*, run: ImportRun, lock: Lock) -> None:
+    """Publish the run's task; on failure fail the run and free the project."""
+    # Local import: the tasks module imports the services.
+    from imports.tasks import import_run_execute_task
+
+    try:
+        if not lock.extend(settings.IMPORTHUB_DISPATCH_LOCK_SECONDS):
+            # The grace ran out before the commit; the worker re-takes the
+            # lock with the run's token, and the database holds the project.
+            lock.acquire(fence_floor=run.fencing_token or 0)
+    except LockingUnavailable:
+        logger.warning("could not extend the lock of run %s", run.pk)
+
+    try:
+        with _publishing(run.pk):
+            import_run_execute_task.apply_async(
+                kwargs={"run_id": run.pk}, task_id=run.celery_task_id
+            )
+    except Exception as exc:
+        reason = _("The task could not be sent to the broker: %(error)s") % {
+            "error": f"{type(exc).__name__}: {exc}"
+        }
+        logger.error("dispatch of run %s failed: %s", run.pk, exc)
+        ImportRun.objects.filter(pk=run.pk, status=ImportRun.Status.QUEUED).update(
+            status=ImportRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error_class="DispatchFailed",
+            error_message=reason,
+        )
+        import_run_event_record(
+            run=run, kind=ImportRunEvent.Kind.DISPATCH_FAILED, message=reason
+        )
+        try:
+            lock.release()
+        except LockingUnavailable:
+            logger.warning("could not release the lock of run %s", run.pk)
+        run.refresh_from_db()
+        raise DispatchFailed(reason, run=run) from exc
+    import_run_event_record(run=run, kind=ImportRunEvent.Kind.DISPATCHED)

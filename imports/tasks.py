@@ -1,0 +1,88 @@
+"""Celery tasks: thin wrappers that load an id and call one service.
+
+Both tasks route a direct ``.delay()``/``.apply_async()`` through the guard,
+so code that calls them cannot dispatch a second import of a busy project:
+the call raises ``ProjectBusy`` before anything reaches the broker.
+"""
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from imports.exceptions import ProjectBusy
+from imports.models import ImportRun, Project
+from imports.services.execution import import_run_execute
+from imports.services.runs import import_run_request, publishing_run_id
+
+
+def _call_kwargs(args, kwargs, name: str):
+    if kwargs and name in kwargs:
+        return kwargs[name]
+    if args:
+        return args[0]
+    raise TypeError(f"missing argument {name!r}")
+
+
+class ImportRunExecuteTask(Task):
+    """Publishes only the guard's own messages; other calls ask the guard."""
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, **options):
+        run_id = _call_kwargs(args, kwargs, "run_id")
+        if publishing_run_id() == run_id:
+            options.setdefault("queue", settings.IMPORTHUB_TASK_QUEUE)
+            return super().apply_async(args, kwargs, task_id=task_id, **options)
+        # Someone called the task directly for a run: that is a request to
+        # import the run's project, and it goes through the guard.
+        run = ImportRun.objects.select_related("project__connector").get(pk=run_id)
+        new_run = import_run_request(
+            project=run.project,
+            requested_by="code",
+            trigger=ImportRun.Trigger.CODE,
+        )
+        return self.AsyncResult(new_run.celery_task_id)
+
+
+class ProjectImportTask(Task):
+    """``project_import_task.delay(project_id=...)`` is the guard, called."""
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, **options):
+        project_id = _call_kwargs(args, kwargs, "project_id")
+        project = Project.objects.select_related("connector").get(pk=project_id)
+        run = import_run_request(
+            project=project,
+            requested_by=(kwargs or {}).get("requested_by") or "code",
+            trigger=ImportRun.Trigger.CODE,
+        )
+        return self.AsyncResult(run.celery_task_id)
+
+
+@shared_task(
+    base=ImportRunExecuteTask,
+    name="imports.import_run_execute",
+    bind=True,
+    acks_late=True,
+    soft_time_limit=settings.IMPORTHUB_MAX_RUNTIME_SECONDS,
+    time_limit=settings.IMPORTHUB_MAX_RUNTIME_SECONDS + 60,
+    ignore_result=False,
+)
+def import_run_execute_task(self, run_id: int) -> str | None:
+    run = import_run_execute(run_id=run_id)
+    return run.status if run is not None else None
+
+
+@shared_task(base=ProjectImportTask, name="imports.project_import")
+def project_import_task(project_id: int, requested_by: str = "") -> dict:
+    """Reached only by a message sent by name (``send_task``) from elsewhere.
+
+    Runs the guard on the worker. A busy project is an expected outcome, so
+    it is returned (and logged by the guard), not raised.
+    """
+    project = Project.objects.select_related("connector").get(pk=project_id)
+    try:
+        run = import_run_request(
+            project=project,
+            requested_by=requested_by or "remote",
+            trigger=ImportRun.Trigger.CODE,
+        )
+    except ProjectBusy as exc:
+        return {"accepted": False, "detail": str(exc)}
+    return {"accepted": True, "run_id": run.pk}
