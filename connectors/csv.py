@@ -106,6 +106,8 @@ class CsvConnector(BaseConnector):
                 f"near line {reader.line_num + 1}: {exc.reason}."
             )
         except csv.Error as exc:
-            raise PermanentSourceError(f"Malformed CSV at line {reader.line_num}: {exc}")
+            raise PermanentSourceError(
+                f"Malformed CSV at line {reader.line_num}: {exc}"
+            )
         except gzip.BadGzipFile as exc:
             raise PermanentSourceError(f"The file is not valid gzip: {exc}")

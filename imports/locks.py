@@ -22,7 +22,9 @@ def project_lock_name(project_id: int) -> str:
     return f"project:{project_id}"
 
 
-def project_lock(project_id: int, *, token: str | None = None, ttl: float | None = None) -> Lock:
+def project_lock(
+    project_id: int, *, token: str | None = None, ttl: float | None = None
+) -> Lock:
     """The Redis lock ``project:<id>`` that one import of a project holds."""
     return Lock(
         redis_client(),

@@ -321,7 +321,9 @@ class Record(models.Model):
         verbose_name = _("record")
         verbose_name_plural = _("records")
         constraints = [
-            models.UniqueConstraint(fields=["project", "key"], name="record_project_key"),
+            models.UniqueConstraint(
+                fields=["project", "key"], name="record_project_key"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -206,7 +206,9 @@ def import_run_extract(
                 if isinstance(item, BadRow):
                     reject(item.number, item.reason)
                     continue
-                payload = json.dumps(item, ensure_ascii=False, sort_keys=True, default=str)
+                payload = json.dumps(
+                    item, ensure_ascii=False, sort_keys=True, default=str
+                )
                 key = _row_key(item, key_fields, payload)
                 if key is None:
                     missing = [f for f in key_fields if item.get(f) in (None, "")]
@@ -218,9 +220,7 @@ def import_run_extract(
     return result
 
 
-def import_run_load(
-    *, run: ImportRun, stage: Stage, result: LoadResult
-) -> LoadResult:
+def import_run_load(*, run: ImportRun, stage: Stage, result: LoadResult) -> LoadResult:
     """Merge the staged rows in one transaction, if the run's fence is newest.
 
     Raises:
@@ -249,4 +249,3 @@ def import_run_load(
     for name, value in counts.items():
         setattr(result, name, value)
     return result
-

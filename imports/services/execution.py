@@ -74,9 +74,9 @@ def _run_finish(
         "error_message": message if error_class else "",
         **(counts or {}),
     }
-    changed = ImportRun.objects.filter(pk=run.pk, status=ImportRun.Status.RUNNING).update(
-        **fields
-    )
+    changed = ImportRun.objects.filter(
+        pk=run.pk, status=ImportRun.Status.RUNNING
+    ).update(**fields)
     if changed:
         for name, value in fields.items():
             setattr(run, name, value)
@@ -256,7 +256,9 @@ def _run_pipeline(*, run: ImportRun, renewer: Renewer, heartbeat: _Heartbeat) ->
             status=ImportRun.Status.FAILED,
             event_kind=ImportRunEvent.Kind.LOCK_LOST,
             error_class="LockLost",
-            message=_("A newer run of the project took over; nothing was written (%(detail)s).")
+            message=_(
+                "A newer run of the project took over; nothing was written (%(detail)s)."
+            )
             % {"detail": exc},
         )
         return

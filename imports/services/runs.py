@@ -151,7 +151,10 @@ def import_run_request(
                 actor=requested_by,
                 message=_("Import requested (%(trigger)s).")
                 % {"trigger": run.get_trigger_display()},
-                data={"trigger": trigger, "retry_of": retry_of.pk if retry_of else None},
+                data={
+                    "trigger": trigger,
+                    "retry_of": retry_of.pk if retry_of else None,
+                },
             )
             transaction.on_commit(
                 lambda: _import_run_publish(run=run, lock=lock), robust=False

@@ -31,9 +31,7 @@ class Command(BaseCommand):
             metavar="ID",
             help="A project id; repeat for several.",
         )
-        which.add_argument(
-            "--all", action="store_true", help="Every active project."
-        )
+        which.add_argument("--all", action="store_true", help="Every active project.")
         parser.add_argument(
             "--requested-by",
             default="",
@@ -42,7 +40,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, project_ids=None, all=False, requested_by="", **options):
         if all:
-            projects = Project.objects.filter(is_active=True).select_related("connector")
+            projects = Project.objects.filter(is_active=True).select_related(
+                "connector"
+            )
             projects = projects.order_by("pk").iterator(chunk_size=500)
         else:
             ids = list(dict.fromkeys(project_ids))

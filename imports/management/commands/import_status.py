@@ -39,11 +39,16 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON.")
         parser.add_argument("--project", type=int, help="Only this project's runs.")
         parser.add_argument(
-            "--active", action="store_true", help="Only queued, waiting, running or retrying runs."
+            "--active",
+            action="store_true",
+            help="Only queued, waiting, running or retrying runs.",
         )
         parser.add_argument("--failed", action="store_true", help="Only failed runs.")
         parser.add_argument(
-            "--limit", type=int, default=100, help="At most this many runs (default 100)."
+            "--limit",
+            type=int,
+            default=100,
+            help="At most this many runs (default 100).",
         )
 
     def handle(self, *args, **options):

@@ -31,7 +31,9 @@ def busy_message(project) -> str:
 
 
 class TestImportRunRequest:
-    def test_accepts_writes_a_queued_run_and_publishes_once(self, make_project, published):
+    def test_accepts_writes_a_queued_run_and_publishes_once(
+        self, make_project, published
+    ):
         """An idle project is accepted: one queued run, its lock, one message."""
         project = make_project()
         run = request_import(project)
@@ -122,7 +124,13 @@ class TestImportRunRequest:
             "IMPORTHUB_REDIS_PREFIX": redis_prefix,
         }
         result = subprocess.run(
-            [sys.executable, "manage.py", "import_projects", "--project", str(project.pk)],
+            [
+                sys.executable,
+                "manage.py",
+                "import_projects",
+                "--project",
+                str(project.pk),
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,
