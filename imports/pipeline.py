@@ -113,13 +113,17 @@ class Stage:
         data_expr = "s.data"
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT "
-                f"coalesce(sum(CASE WHEN r.id IS NULL THEN 1 ELSE 0 END), 0), "
-                f"coalesce(sum(CASE WHEN r.checksum <> s.checksum THEN 1 ELSE 0 END), 0), "
-                f"coalesce(sum(CASE WHEN r.checksum = s.checksum THEN 1 ELSE 0 END), 0), "
-                f"count(*) "
-                f"FROM ({latest}) s LEFT JOIN {records} r "
-                f"ON r.project_id = %s AND r.key = s.key",
+                f"""
+                SELECT
+                    coalesce(sum(CASE WHEN r.id IS NULL THEN 1 ELSE 0 END), 0),
+                    coalesce(sum(CASE WHEN r.checksum <> s.checksum
+                                 THEN 1 ELSE 0 END), 0),
+                    coalesce(sum(CASE WHEN r.checksum = s.checksum
+                                 THEN 1 ELSE 0 END), 0),
+                    count(*)
+                FROM ({latest}) s
+                LEFT JOIN {records} r ON r.project_id = %s AND r.key = s.key
+                """,
                 [project.pk],
             )
             inserted, updated, unchanged, distinct = cursor.fetchone()

@@ -257,7 +257,8 @@ def _run_pipeline(*, run: ImportRun, renewer: Renewer, heartbeat: _Heartbeat) ->
             event_kind=ImportRunEvent.Kind.LOCK_LOST,
             error_class="LockLost",
             message=_(
-                "A newer run of the project took over; nothing was written (%(detail)s)."
+                "A newer run of the project took over; nothing was written "
+                "(%(detail)s)."
             )
             % {"detail": exc},
         )

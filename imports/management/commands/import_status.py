@@ -32,6 +32,10 @@ def run_as_dict(run: ImportRun) -> dict:
     }
 
 
+def first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
 class Command(BaseCommand):
     help = "Show import runs, newest first."
 
@@ -63,11 +67,14 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2))
             return
-        header = f"{'run':>7} {'project':>7} {'status':<10} {'trigger':<8} {'read':>9} {'ins':>8} {'upd':>8} error"
+        header = (
+            f"{'run':>7} {'project':>7} {'status':<10} {'trigger':<8} "
+            f"{'read':>9} {'ins':>8} {'upd':>8} error"
+        )
         self.stdout.write(header)
         for row in rows:
             self.stdout.write(
                 f"{row['id']:>7} {row['project']:>7} {row['status']:<10} "
                 f"{row['trigger']:<8} {row['rows_read']:>9} {row['rows_inserted']:>8} "
-                f"{row['rows_updated']:>8} {row['error_message'].splitlines()[0] if row['error_message'] else ''}"
+                f"{row['rows_updated']:>8} {first_line(row['error_message'])}"
             )

@@ -8,7 +8,6 @@ from django.db import transaction
 
 from imports.exceptions import (
     PROJECT_BUSY_MESSAGE,
-    DispatchFailed,
     ProjectBusy,
     ProjectNotImportable,
 )
