@@ -8,12 +8,12 @@ import leaves the records exactly as the last successful import left them.
 """
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from django.db import connection, transaction
+import orjson
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from connectors.base import BadRow, BaseConnector
@@ -56,26 +56,39 @@ class LoadResult:
         return data
 
 
-def record_checksum(payload: str) -> str:
-    return hashlib.md5(payload.encode(), usedforsecurity=False).hexdigest()
+def record_payload(row: dict) -> bytes:
+    """The record as canonical JSON: sorted keys, UTF-8."""
+    return orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+def record_checksum(payload: bytes) -> str:
+    return hashlib.md5(payload, usedforsecurity=False).hexdigest()
 
 
 class Stage:
-    """A per-run staging table: ``(seq, key, data, checksum)``."""
+    """A per-run staging table ``(seq, key, data, checksum)``.
+
+    Rows are staged as text and cast to jsonb only when merged, so an
+    unchanged record costs no JSON parsing in the database. The table is a
+    real (unlogged) table, not a temporary one, so a retry of a run whose
+    load failed can merge it again without extracting.
+    """
 
     def __init__(self, run_id: int):
         self.table = f"import_stage_{int(run_id)}"
         self.vendor = connection.vendor
 
+    def exists(self) -> bool:
+        return self.table in connection.introspection.table_names()
+
     def create(self) -> None:
         unlogged = "UNLOGGED " if self.vendor == "postgresql" else ""
-        data_type = "jsonb" if self.vendor == "postgresql" else "text"
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
             cursor.execute(
                 f"CREATE {unlogged}TABLE {self.table} ("
                 "seq bigint NOT NULL, key text NOT NULL, "
-                f"data {data_type} NOT NULL, checksum text NOT NULL)"
+                "data text NOT NULL, checksum text NOT NULL)"
             )
 
     def drop(self) -> None:
@@ -99,47 +112,91 @@ class Stage:
                     rows,
                 )
 
-    def merge(self, *, project: Project, run_id: int, replace: bool) -> dict[str, int]:
-        """Merge the staged rows into the project's records; return counts.
+    def seal(self) -> tuple[int, int]:
+        """Drop all but the last row of each key and index the keys.
 
-        Duplicate keys: the last staged row wins. Unchanged records (same
-        checksum) are not rewritten. Must run inside a transaction.
+        Returns ``(rows, duplicates)``: how many rows stay staged and how
+        many earlier rows with a repeated key were dropped. Idempotent.
+        """
+        index = f"{self.table}_key"
+        duplicates = 0
+        with connection.cursor() as cursor:
+            try:
+                # Most sources have unique keys: building the unique index
+                # is both the check and what the merge joins on.
+                with transaction.atomic():
+                    cursor.execute(
+                        f"CREATE UNIQUE INDEX IF NOT EXISTS {index} "
+                        f"ON {self.table} (key)"
+                    )
+            except IntegrityError:
+                if self.vendor == "postgresql":
+                    cursor.execute(
+                        f"DELETE FROM {self.table} s USING (SELECT key, max(seq) AS "
+                        f"last FROM {self.table} GROUP BY key HAVING count(*) > 1) d "
+                        f"WHERE s.key = d.key AND s.seq < d.last"
+                    )
+                else:
+                    cursor.execute(
+                        f"DELETE FROM {self.table} WHERE seq NOT IN "
+                        f"(SELECT max(seq) FROM {self.table} GROUP BY key)"
+                    )
+                duplicates = cursor.rowcount
+                cursor.execute(f"CREATE UNIQUE INDEX {index} ON {self.table} (key)")
+            if self.vendor == "postgresql":
+                cursor.execute(f"ANALYZE {self.table}")
+            cursor.execute(f"SELECT count(*) FROM {self.table}")
+            (rows,) = cursor.fetchone()
+        return rows, duplicates
+
+    def merge(self, *, project: Project, run_id: int, replace: bool) -> dict[str, int]:
+        """Merge the sealed stage into the project's records; return counts.
+
+        Only new and changed records (by checksum) are written; unchanged
+        ones are filtered out by the join before the upsert, so they are
+        neither rewritten nor row-locked. Must run inside a transaction.
         """
         records = Record._meta.db_table
-        latest = (
-            f"SELECT key, data, checksum FROM {self.table} WHERE seq IN "
-            f"(SELECT max(seq) FROM {self.table} GROUP BY key)"
+        changed = (
+            f"SELECT s.key, s.data, s.checksum FROM {self.table} s "
+            f"LEFT JOIN {records} r ON r.project_id = %s AND r.key = s.key "
+            f"WHERE r.id IS NULL OR r.checksum <> s.checksum"
         )
-        data_expr = "s.data"
+        upsert_tail = (
+            "ON CONFLICT (project_id, key) DO UPDATE SET "
+            "data = excluded.data, checksum = excluded.checksum, "
+            "last_run_id = excluded.last_run_id"
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                SELECT
-                    coalesce(sum(CASE WHEN r.id IS NULL THEN 1 ELSE 0 END), 0),
-                    coalesce(sum(CASE WHEN r.checksum <> s.checksum
-                                 THEN 1 ELSE 0 END), 0),
-                    coalesce(sum(CASE WHEN r.checksum = s.checksum
-                                 THEN 1 ELSE 0 END), 0),
-                    count(*)
-                FROM ({latest}) s
-                LEFT JOIN {records} r ON r.project_id = %s AND r.key = s.key
-                """,
-                [project.pk],
-            )
-            inserted, updated, unchanged, distinct = cursor.fetchone()
-            if inserted or updated:
+            if self.vendor == "postgresql":
+                cursor.execute(
+                    f"WITH changed AS ({changed}), up AS ("
+                    f"INSERT INTO {records} "
+                    f"(project_id, key, data, checksum, last_run_id) "
+                    f"SELECT %s, key, data::jsonb, checksum, %s FROM changed "
+                    f"{upsert_tail} RETURNING (xmax = 0) AS inserted) "
+                    f"SELECT count(*) FILTER (WHERE inserted), "
+                    f"count(*) FILTER (WHERE NOT inserted) FROM up",
+                    [project.pk, project.pk, run_id],
+                )
+                inserted, updated = cursor.fetchone()
+            else:
+                cursor.execute(
+                    f"SELECT sum(CASE WHEN r.id IS NULL THEN 1 ELSE 0 END), "
+                    f"sum(CASE WHEN r.id IS NULL THEN 0 ELSE 1 END) "
+                    f"FROM {self.table} s LEFT JOIN {records} r "
+                    f"ON r.project_id = %s AND r.key = s.key "
+                    f"WHERE r.id IS NULL OR r.checksum <> s.checksum",
+                    [project.pk],
+                )
+                inserted, updated = (v or 0 for v in cursor.fetchone())
                 # "WHERE true" keeps SQLite from reading ON CONFLICT as a
                 # join constraint of the SELECT.
                 cursor.execute(
                     f"INSERT INTO {records} "
                     f"(project_id, key, data, checksum, last_run_id) "
-                    f"SELECT %s, s.key, {data_expr}, s.checksum, %s "
-                    f"FROM ({latest}) s LEFT JOIN {records} r "
-                    f"ON r.project_id = %s AND r.key = s.key "
-                    f"WHERE r.id IS NULL OR r.checksum <> s.checksum "
-                    f"ON CONFLICT (project_id, key) DO UPDATE SET "
-                    f"data = excluded.data, checksum = excluded.checksum, "
-                    f"last_run_id = excluded.last_run_id",
+                    f"SELECT %s, c.key, c.data, c.checksum, %s "
+                    f"FROM ({changed}) c WHERE true {upsert_tail}",
                     [project.pk, run_id, project.pk],
                 )
             deleted = 0
@@ -153,15 +210,15 @@ class Stage:
         return {
             "rows_inserted": int(inserted),
             "rows_updated": int(updated),
-            "rows_unchanged": int(unchanged),
             "rows_deleted": int(deleted),
-            "distinct": int(distinct),
         }
 
 
-def _row_key(row: dict, key_fields: list[str], payload: str) -> str | None:
-    if not key_fields:
-        return record_checksum(payload)
+def _row_key(row: dict, key_fields: list[str]) -> str | None:
+    """The record's key: its key fields' values joined; None if one is empty."""
+    if len(key_fields) == 1:
+        value = row.get(key_fields[0])
+        return None if value is None or value == "" else str(value)
     parts = []
     for name in key_fields:
         value = row.get(name)
@@ -180,7 +237,10 @@ def import_run_extract(
     should_stop: Callable[[], bool],
     on_progress: Callable[[LoadResult], None],
 ) -> LoadResult:
-    """Stream the source into the staging table; count and police bad rows.
+    """Stream the source into the staging table and seal it.
+
+    Bad rows fail the run or are counted and sampled, by project policy.
+    Without key fields a record's identity is its content (replace mode).
 
     Raises:
         BadRowError: a bad row, when the project fails on bad rows.
@@ -204,23 +264,31 @@ def import_run_extract(
             if should_stop():
                 raise ImportInterrupted
             rows = []
+            append = rows.append
             for item in batch:
                 seq += 1
-                result.rows_read += 1
                 if isinstance(item, BadRow):
                     reject(item.number, item.reason)
                     continue
-                payload = json.dumps(
-                    item, ensure_ascii=False, sort_keys=True, default=str
-                )
-                key = _row_key(item, key_fields, payload)
-                if key is None:
-                    missing = [f for f in key_fields if item.get(f) in (None, "")]
-                    reject(seq, f"missing key field(s) {', '.join(missing)}")
+                try:
+                    payload = record_payload(item)
+                except (TypeError, orjson.JSONEncodeError) as exc:
+                    reject(seq, f"cannot be stored as JSON ({exc})")
                     continue
-                rows.append((seq, key, payload, record_checksum(payload)))
+                checksum = record_checksum(payload)
+                if key_fields:
+                    key = _row_key(item, key_fields)
+                    if key is None:
+                        missing = [f for f in key_fields if item.get(f) in (None, "")]
+                        reject(seq, f"missing key field(s) {', '.join(missing)}")
+                        continue
+                else:
+                    key = checksum
+                append((seq, key, payload.decode(), checksum))
+            result.rows_read = seq
             stage.write(rows)
             on_progress(result)
+    _, result.duplicates = stage.seal()
     return result
 
 
@@ -248,8 +316,8 @@ def import_run_load(*, run: ImportRun, stage: Stage, result: LoadResult) -> Load
             run_id=run.pk,
             replace=project.mode == Project.Mode.REPLACE,
         )
-    staged = result.rows_read - result.rows_rejected
-    result.duplicates = staged - counts.pop("distinct")
     for name, value in counts.items():
         setattr(result, name, value)
+    staged = result.rows_read - result.rows_rejected - result.duplicates
+    result.rows_unchanged = staged - result.rows_inserted - result.rows_updated
     return result
