@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as mod_time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +20,14 @@ UNAVAILABLE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 #: Upper bound, in seconds, of one blocking wait (BLPOP) when the client has
 #: no socket timeout configured.
 DEFAULT_WAIT_SLICE = 1.0
+
+#: How late Redis may end a blocking command: it checks blocking timeouts
+#: on its own timer tick (100 ms at the default ``hz 10``), so a BLPOP of
+#: 0.1 s can return after 0.2 s.
+BLPOP_LATENESS = 0.15
+
+#: Sleep between attempts when the socket timeout is too short for BLPOP.
+POLL_INTERVAL = 0.01
 
 
 def make_redis_client(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
@@ -52,14 +61,17 @@ def translate_errors(what: str) -> Iterator[None]:
         raise LockingUnavailable(f"Redis unavailable during {what}: {exc}") from exc
 
 
-def wait_slice(client: redis.Redis) -> float:
+def wait_slice(client: redis.Redis) -> float | None:
     """
-    Return the longest single blocking wait that is safe on ``client``.
+    Return the longest single blocking wait that is safe on ``client``, or
+    None if blocking commands are not safe at all.
 
-    A blocking command (BLPOP) must return before the socket timeout fires,
-    otherwise redis-py reports a timeout although Redis is healthy. Waits
-    are therefore cut to half the socket timeout, and at most one second so
-    that polling fallbacks stay responsive.
+    A BLPOP must return before the socket timeout fires, otherwise redis-py
+    reports a timeout although Redis is healthy. Redis may end a blocking
+    command up to a timer tick late, so waits are cut to half of what is
+    left of the socket timeout after that lateness, and to at most one
+    second so that the polling fallbacks stay responsive. Below 50 ms the
+    caller polls with short sleeps instead.
     """
     try:
         timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
@@ -67,4 +79,25 @@ def wait_slice(client: redis.Redis) -> float:
         timeout = None
     if not timeout:
         return DEFAULT_WAIT_SLICE
-    return max(0.01, min(DEFAULT_WAIT_SLICE, timeout / 2))
+    usable = (timeout - BLPOP_LATENESS) / 2
+    if usable < 0.05:
+        return None
+    return min(DEFAULT_WAIT_SLICE, usable)
+
+
+def wait_for_signal(
+    client: redis.Redis, key: str, seconds: float, slice_: float | None, what: str
+) -> None:
+    """
+    Wait up to ``seconds`` for a wake-up pushed onto the list ``key``
+    (consuming it), or just sleep briefly if BLPOP is unsafe on ``client``
+    (see ``wait_slice``). The caller retries its take either way.
+    """
+    if slice_ is None:
+        mod_time.sleep(min(max(seconds, 0.0), POLL_INTERVAL))
+        return
+    # BLPOP treats a timeout of 0 as "forever" and has millisecond
+    # resolution, so never pass less than a couple of milliseconds.
+    seconds = round(max(min(seconds, slice_), 0.002), 3)
+    with translate_errors(what):
+        client.blpop([key], timeout=seconds)

@@ -54,7 +54,13 @@ from typing import Any, ClassVar
 import redis
 from redis.commands.core import Script
 
-from .client import UNAVAILABLE_ERRORS, translate_errors, wait_slice
+from .client import (
+    POLL_INTERVAL,
+    UNAVAILABLE_ERRORS,
+    translate_errors,
+    wait_for_signal,
+    wait_slice,
+)
 from .exceptions import LockingError, LockingUnavailable, LockNotOwned
 
 logger = logging.getLogger(__name__)
@@ -230,7 +236,7 @@ class Lock:
         self._slice = wait_slice(client)
         # The marker outlives one wait slice by a margin, so a release
         # during the wait always finds it.
-        self._marker_ms = int((self._slice + 1.0) * 1000)
+        self._marker_ms = int(((self._slice or POLL_INTERVAL) + 1.0) * 1000)
         self.register_scripts(client)
 
     @staticmethod
@@ -327,7 +333,7 @@ class Lock:
             fence = self._acquired(code, value)
             if fence is not None:
                 return fence
-            wait = self._slice
+            wait = self._slice or POLL_INTERVAL
             if value > 0:
                 # The holder's remaining TTL: an expiry sends no signal.
                 wait = min(wait, value / 1000)
@@ -339,11 +345,13 @@ class Lock:
             self._wait_for_signal(wait)
 
     def _wait_for_signal(self, seconds: float) -> None:
-        # BLPOP treats a timeout of 0 as "forever" and rounds to
-        # milliseconds, so never pass less than a couple of milliseconds.
-        seconds = max(seconds, 0.002)
-        with translate_errors(f"waiting for lock {self.name!r}"):
-            self.client.blpop([self._signal_key], timeout=round(seconds, 3))
+        wait_for_signal(
+            self.client,
+            self._signal_key,
+            seconds,
+            self._slice,
+            f"waiting for lock {self.name!r}",
+        )
 
     # -- giving up -----------------------------------------------------------
 
@@ -432,7 +440,7 @@ class Lock:
         validate_name(name)
         cls.register_scripts(client)
         key, _, signal_key, waiters_key = cls.keys(name, prefix)
-        marker_ms = int((wait_slice(client) + 1.0) * 1000)
+        marker_ms = int(((wait_slice(client) or POLL_INTERVAL) + 1.0) * 1000)
         with translate_errors(f"force-releasing lock {name!r}"):
             code = cls.lua_force_release(
                 keys=(key, signal_key, waiters_key), args=(marker_ms,), client=client

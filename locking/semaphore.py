@@ -40,7 +40,13 @@ from typing import Any, ClassVar
 import redis
 from redis.commands.core import Script
 
-from .client import UNAVAILABLE_ERRORS, translate_errors, wait_slice
+from .client import (
+    POLL_INTERVAL,
+    UNAVAILABLE_ERRORS,
+    translate_errors,
+    wait_for_signal,
+    wait_slice,
+)
 from .exceptions import LockingUnavailable
 from .lock import DEFAULT_PREFIX, decode, ttl_to_ms, validate_name, validate_timeout
 
@@ -252,7 +258,7 @@ class Semaphore:
         self._slice = wait_slice(client)
         # A waiter refreshes its ticket after every wait slice; the ticket
         # (and an unread wake-up) lives a generous margin longer.
-        self._ticket_ms = int((self._slice * 2 + 1.0) * 1000)
+        self._ticket_ms = int(((self._slice or POLL_INTERVAL) * 2 + 1.0) * 1000)
         self.register_scripts(client)
 
     @staticmethod
@@ -349,7 +355,7 @@ class Semaphore:
                 code, earliest_ms = self.do_acquire(token, limit, queue=True)
                 if self._acquired(code, token) is not None:
                     return token
-                wait = self._slice
+                wait = self._slice or POLL_INTERVAL
                 if earliest_ms >= 0:
                     # A lease that expires sends no wake-up.
                     wait = min(wait, earliest_ms / 1000 + 0.001)
@@ -359,8 +365,13 @@ class Semaphore:
                         self._cancel(token, limit)
                         return None
                     wait = min(wait, remaining)
-                with translate_errors(f"waiting for semaphore {self.name!r}"):
-                    self.client.blpop([wake_key], timeout=round(max(wait, 0.002), 3))
+                wait_for_signal(
+                    self.client,
+                    wake_key,
+                    wait,
+                    self._slice,
+                    f"waiting for semaphore {self.name!r}",
+                )
         except BaseException:
             # Interrupted (KeyboardInterrupt, a Celery soft time limit): leave
             # the queue so later waiters are not held back by this ticket.
