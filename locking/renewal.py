@@ -151,6 +151,12 @@ class Renewer:
                 logger.warning("Renewal failed, retrying: %s", exc)
                 wait = min(retry_interval, max(ttl - since, 0.001))
                 continue
+            except Exception as exc:
+                # An unexpected error must not end renewal silently: the
+                # owner would go on believing it holds the lock.
+                logger.exception("Renewal failed")
+                self._report_lost(f"renewal failed: {exc!r}")
+                return
             if reason == "gone":
                 return  # The targets were garbage collected.
             if reason is not None:
