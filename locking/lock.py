@@ -57,6 +57,7 @@ from redis.commands.core import Script
 from .client import (
     POLL_INTERVAL,
     UNAVAILABLE_ERRORS,
+    run_script,
     translate_errors,
     wait_for_signal,
     wait_slice,
@@ -137,21 +138,25 @@ class Lock:
     # ARGV[2] - ttl in milliseconds
     # ARGV[3] - fence floor (0 = none)
     # ARGV[4] - waiter marker ttl in milliseconds (0 = the caller won't wait)
-    # return {1, fence} if taken, {0, pttl of the current holder} if not
+    # return the new fence (>= 1) if taken, else -1 - the holder's pttl
+    #   (<= 0; 0 for a holder without expiry). One integer, not a table:
+    #   it is cheaper to parse on the hot path.
     LUA_ACQUIRE_SCRIPT = """
-        local holder = redis.call('get', KEYS[1])
-        if holder and holder ~= ARGV[1] then
-            if tonumber(ARGV[4]) > 0 then
-                redis.call('set', KEYS[3], '1', 'px', ARGV[4])
+        if not redis.call('set', KEYS[1], ARGV[1], 'nx', 'px', ARGV[2]) then
+            if redis.call('get', KEYS[1]) ~= ARGV[1] then
+                if tonumber(ARGV[4]) > 0 then
+                    redis.call('set', KEYS[3], '1', 'px', ARGV[4])
+                end
+                return -1 - redis.call('pttl', KEYS[1])
             end
-            return {0, redis.call('pttl', KEYS[1])}
+            -- The same owner re-takes its lock: restart the TTL.
+            redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
         end
-        redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
         local floor = tonumber(ARGV[3])
         if floor > 0 and tonumber(redis.call('get', KEYS[2]) or '0') < floor then
             redis.call('set', KEYS[2], ARGV[3])
         end
-        return {1, redis.call('incr', KEYS[2])}
+        return redis.call('incr', KEYS[2])
     """
 
     # KEYS[1] - lock key
@@ -296,47 +301,48 @@ class Lock:
         ):
             raise ValueError(f"fence_floor must be an int >= 0, got {fence_floor!r}")
         if not blocking:
-            code, value = self.do_acquire(fence_floor)
-            return self._acquired(code, value)
+            return self._acquired(self.do_acquire(fence_floor))
         return self._acquire_blocking(timeout, fence_floor)
 
-    def do_acquire(self, fence_floor: int = 0, marker_ms: int = 0) -> tuple[int, int]:
-        """Run the acquire script once: return ``(1, fence)`` if taken or
-        ``(0, holder's pttl)`` if not."""
+    def do_acquire(self, fence_floor: int = 0, marker_ms: int = 0) -> int:
+        """Run the acquire script once: return the new fence (>= 1) if the
+        lock was taken, or ``-1 - pttl`` of the current holder (<= 0)."""
         try:
-            code, value = self.lua_acquire(
-                keys=self._keys,
-                args=(self.token, self.ttl_ms, fence_floor, marker_ms),
-                client=self.client,
+            return run_script(
+                self.client,
+                self.lua_acquire,
+                3,
+                *self._keys,
+                self.token,
+                self.ttl_ms,
+                fence_floor,
+                marker_ms,
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
                 f"Redis unavailable while acquiring lock {self.name!r}: {exc}"
             ) from exc
-        return code, value
 
-    def _acquired(self, code: int, value: int) -> int | None:
-        if code == 1:
-            self.fence = value
+    def _acquired(self, result: int) -> int | None:
+        if result >= 1:
+            self.fence = result
             with _held_guard:
                 _held.add(self)
-            return value
-        elif code == 0:
-            return None
-        else:
-            raise RuntimeError(f"Unsupported error code {code}")
+            return result
+        return None
 
     def _acquire_blocking(self, timeout: float | None, fence_floor: int) -> int | None:
         deadline = None if timeout is None else mod_time.monotonic() + timeout
         while True:
-            code, value = self.do_acquire(fence_floor, self._marker_ms)
-            fence = self._acquired(code, value)
+            result = self.do_acquire(fence_floor, self._marker_ms)
+            fence = self._acquired(result)
             if fence is not None:
                 return fence
             wait = self._slice or POLL_INTERVAL
-            if value > 0:
+            holder_pttl = -1 - result
+            if holder_pttl >= 0:
                 # The holder's remaining TTL: an expiry sends no signal.
-                wait = min(wait, value / 1000)
+                wait = min(wait, holder_pttl / 1000)
             if deadline is not None:
                 remaining = deadline - mod_time.monotonic()
                 if remaining <= 0:
@@ -363,10 +369,13 @@ class Lock:
         token (it expired, was force-released, or passed to someone else).
         """
         try:
-            code = self.lua_release(
-                keys=self._release_keys,
-                args=(self.token, self._marker_ms),
-                client=self.client,
+            code = run_script(
+                self.client,
+                self.lua_release,
+                3,
+                *self._release_keys,
+                self.token,
+                self._marker_ms,
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
