@@ -43,6 +43,7 @@ from redis.commands.core import Script
 from .client import (
     POLL_INTERVAL,
     UNAVAILABLE_ERRORS,
+    run_script,
     translate_errors,
     wait_for_signal,
     wait_slice,
@@ -50,18 +51,28 @@ from .client import (
 from .exceptions import LockingUnavailable
 from .lock import DEFAULT_PREFIX, decode, ttl_to_ms, validate_name, validate_timeout
 
-# Purges expired leases and waiter tickets; shared by every script below.
-# Defines ``now`` (server time in ms).
-_LUA_PURGE = """
+# Defines ``now``: the Redis server's clock in milliseconds.
+_LUA_NOW = """
     local t = redis.call('time')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+"""
+
+# Drops waiter tickets whose waiter stopped refreshing them (it died).
+_LUA_PURGE_WAITERS = """
     local dead = redis.call('zrangebyscore', KEYS[3], '-inf', now)
     if #dead > 0 then
         redis.call('zrem', KEYS[2], unpack(dead))
         redis.call('zrem', KEYS[3], unpack(dead))
     end
 """
+
+# Purges expired leases and waiter tickets. Expects ``now``.
+_LUA_PURGE = (
+    """
+    redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+"""
+    + _LUA_PURGE_WAITERS
+)
 
 # Wakes the first queued waiters if slots are free. Expects ``free``.
 _LUA_WAKE = """
@@ -95,26 +106,40 @@ class Semaphore:
     # ARGV[4] - limit
     # ARGV[5] - lease ttl in milliseconds
     # ARGV[6] - 1 to queue a waiter ticket if no slot is free, 0 not to
-    # return {1, 0} if the lease was taken (or extended), {0, ms until the
-    #   earliest lease expires (-1 if none)} if not
+    # return 1 if the lease was taken (or extended), else -1 - the ms until
+    #   the earliest lease expires (0 if there is no lease)
     LUA_ACQUIRE_SCRIPT = (
-        _LUA_PURGE
+        _LUA_NOW
         + """
+    redis.call('zremrangebyscore', KEYS[1], '-inf', now)
     local token = ARGV[3]
     local limit = tonumber(ARGV[4])
     local ttl = tonumber(ARGV[5])
-    local count = redis.call('zcard', KEYS[1])
     if redis.call('zscore', KEYS[1], token) then
         redis.call('zadd', KEYS[1], now + ttl, token)
     else
+        -- The queue is usually empty: skip its bookkeeping then.
+        local waiting = redis.call('zcard', KEYS[3]) > 0
+        if waiting then
+"""
+        + _LUA_PURGE_WAITERS
+        + """
+        end
+        local count = redis.call('zcard', KEYS[1])
         local free = limit - count
-        local ahead = redis.call('zrank', KEYS[2], token)
-        if not ahead then
-            ahead = redis.call('zcard', KEYS[2])
+        local ahead = 0
+        local queued = false
+        if waiting then
+            ahead = redis.call('zrank', KEYS[2], token)
+            if ahead then
+                queued = true
+            else
+                ahead = redis.call('zcard', KEYS[2])
+            end
         end
         if ahead >= free then
             if ARGV[6] == '1' then
-                if not redis.call('zscore', KEYS[2], token) then
+                if not queued then
                     redis.call('zadd', KEYS[2], redis.call('incr', KEYS[4]), token)
                 end
                 redis.call('zadd', KEYS[3], now + tonumber(ARGV[2]), token)
@@ -123,16 +148,16 @@ class Semaphore:
             end
             local earliest = redis.call('zrange', KEYS[1], 0, 0, 'withscores')
             if earliest[2] then
-                return {0, tonumber(earliest[2]) - now}
+                return -1 - (tonumber(earliest[2]) - now)
             end
-            return {0, -1}
+            return 0
         end
         redis.call('zadd', KEYS[1], now + ttl, token)
-        count = count + 1
-        if redis.call('zrem', KEYS[2], token) == 1 then
+        if queued then
+            redis.call('zrem', KEYS[2], token)
             redis.call('zrem', KEYS[3], token)
             -- Pass the wake-up on while slots remain free.
-            free = limit - count
+            free = free - 1
 """
         + _LUA_WAKE
         + """
@@ -141,7 +166,7 @@ class Semaphore:
     if redis.call('pttl', KEYS[1]) < ttl then
         redis.call('pexpire', KEYS[1], ttl)
     end
-    return {1, 0}
+    return 1
 """
     )
 
@@ -154,15 +179,25 @@ class Semaphore:
     # ARGV[4] - limit (to know how many waiters to wake)
     # return 1 if the token held a live lease and it was removed, 0 otherwise
     LUA_RELEASE_SCRIPT = (
-        _LUA_PURGE
+        _LUA_NOW
         + """
-    if redis.call('zrem', KEYS[1], ARGV[3]) == 0 then
+    local expiry = redis.call('zscore', KEYS[1], ARGV[3])
+    if not expiry then
         return 0
     end
-    local free = tonumber(ARGV[4]) - redis.call('zcard', KEYS[1])
+    redis.call('zrem', KEYS[1], ARGV[3])
+    if tonumber(expiry) <= now then
+        return 0
+    end
+    if redis.call('zcard', KEYS[3]) > 0 then
+"""
+        + _LUA_PURGE
+        + """
+        local free = tonumber(ARGV[4]) - redis.call('zcard', KEYS[1])
 """
         + _LUA_WAKE
         + """
+    end
     return 1
 """
     )
@@ -176,7 +211,8 @@ class Semaphore:
     # ARGV[4] - limit
     # return 1 if a waiter ticket was removed, 0 otherwise
     LUA_CANCEL_SCRIPT = (
-        _LUA_PURGE
+        _LUA_NOW
+        + _LUA_PURGE
         + """
     if redis.call('zrem', KEYS[2], ARGV[3]) == 0 then
         return 0
@@ -198,7 +234,8 @@ class Semaphore:
     # ARGV[2] - new lease ttl in milliseconds
     # return 1 if the live lease was extended, 0 if the token holds none
     LUA_EXTEND_SCRIPT = (
-        _LUA_PURGE
+        _LUA_NOW
+        + _LUA_PURGE
         + """
     if not redis.call('zscore', KEYS[1], ARGV[1]) then
         return 0
@@ -308,42 +345,33 @@ class Semaphore:
         elif not isinstance(token, str) or not token:
             raise ValueError(f"token must be a non-empty string, got {token!r}")
         if not blocking:
-            code, _ = self.do_acquire(token, limit)
-            return self._acquired(code, token)
+            return self._acquired(self.do_acquire(token, limit), token)
         return self._acquire_blocking(token, limit, timeout)
 
-    def do_acquire(
-        self, token: str, limit: int, queue: bool = False
-    ) -> tuple[int, int]:
-        """Run the acquire script once: return ``(1, 0)`` if the lease was
-        taken, ``(0, ms until the earliest lease expires or -1)`` if not."""
+    def do_acquire(self, token: str, limit: int, queue: bool = False) -> int:
+        """Run the acquire script once: return 1 if the lease was taken, or
+        ``-1 - ms until the earliest lease expires`` (<= 0) if not."""
         try:
-            code, value = self.lua_acquire(
-                keys=self._acquire_keys,
-                args=(
-                    self._wake_prefix,
-                    self._ticket_ms,
-                    token,
-                    limit,
-                    self.ttl_ms,
-                    1 if queue else 0,
-                ),
-                client=self.client,
+            return run_script(
+                self.client,
+                self.lua_acquire,
+                4,
+                *self._acquire_keys,
+                self._wake_prefix,
+                self._ticket_ms,
+                token,
+                limit,
+                self.ttl_ms,
+                1 if queue else 0,
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
                 f"Redis unavailable while acquiring semaphore {self.name!r}: {exc}"
             ) from exc
-        return code, value
 
     @staticmethod
-    def _acquired(code: int, token: str) -> str | None:
-        if code == 1:
-            return token
-        elif code == 0:
-            return None
-        else:
-            raise RuntimeError(f"Unsupported error code {code}")
+    def _acquired(result: int, token: str) -> str | None:
+        return token if result == 1 else None
 
     def _acquire_blocking(
         self, token: str, limit: int, timeout: float | None
@@ -352,9 +380,10 @@ class Semaphore:
         wake_key = self._wake_prefix + token
         try:
             while True:
-                code, earliest_ms = self.do_acquire(token, limit, queue=True)
-                if self._acquired(code, token) is not None:
+                result = self.do_acquire(token, limit, queue=True)
+                if result == 1:
                     return token
+                earliest_ms = -1 - result
                 wait = self._slice or POLL_INTERVAL
                 if earliest_ms >= 0:
                     # A lease that expires sends no wake-up.
@@ -395,10 +424,15 @@ class Semaphore:
         """Give the lease ``token`` back; return False if it held none (it
         expired or was never taken)."""
         try:
-            code = self.lua_release(
-                keys=self._keys,
-                args=(self._wake_prefix, self._ticket_ms, token, self.limit),
-                client=self.client,
+            code = run_script(
+                self.client,
+                self.lua_release,
+                3,
+                *self._keys,
+                self._wake_prefix,
+                self._ticket_ms,
+                token,
+                self.limit,
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
