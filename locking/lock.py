@@ -128,7 +128,9 @@ class Lock:
 
     ``token`` identifies the owner; two Lock objects built with the same
     token are the same owner (that is how a process re-takes its own lock
-    after a restart). ``ttl`` is in seconds, with millisecond precision.
+    after a restart), and so are threads sharing one Lock object: give each
+    would-be owner its own Lock. ``ttl`` is in seconds, with millisecond
+    precision.
     """
 
     # KEYS[1] - lock key

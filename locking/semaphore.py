@@ -401,6 +401,10 @@ class Semaphore:
                     self._slice,
                     f"waiting for semaphore {self.name!r}",
                 )
+        except LockingUnavailable:
+            # No point in a second call that would wait out another socket
+            # timeout: the ticket expires by itself.
+            raise
         except BaseException:
             # Interrupted (KeyboardInterrupt, a Celery soft time limit): leave
             # the queue so later waiters are not held back by this ticket.

@@ -212,3 +212,18 @@ def test_fence_stays_monotonic_when_redis_loses_its_data(private_redis, prefix):
     other = Lock(client, "p", ttl=5, prefix=prefix)
     assert other.acquire(fence_floor=recorded) == recorded + 1
     client.close()
+
+
+def test_silent_redis_semaphore_fails_within_the_socket_timeout(prefix):
+    """A blocking semaphore take against a silent server fails once, after
+    about the socket timeout, without a second wait to leave the queue."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        port = server.getsockname()[1]
+        client = make_redis_client(f"redis://127.0.0.1:{port}/0", socket_timeout=0.5)
+        semaphore = Semaphore(client, "c", limit=1, ttl=5, prefix=prefix)
+        started = time.monotonic()
+        with pytest.raises(LockingUnavailable):
+            semaphore.acquire(blocking=True, timeout=10)
+        assert time.monotonic() - started < 2.0
