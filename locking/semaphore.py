@@ -371,7 +371,12 @@ class Semaphore:
 
     @staticmethod
     def _acquired(result: int, token: str) -> str | None:
-        return token if result == 1 else None
+        if result == 1:
+            return token
+        elif result <= 0:
+            return None
+        else:
+            raise RuntimeError(f"Unsupported error code {result}")
 
     def _acquire_blocking(
         self, token: str, limit: int, timeout: float | None
@@ -381,7 +386,7 @@ class Semaphore:
         try:
             while True:
                 result = self.do_acquire(token, limit, queue=True)
-                if result == 1:
+                if self._acquired(result, token) is not None:
                     return token
                 earliest_ms = -1 - result
                 wait = self._slice or POLL_INTERVAL
