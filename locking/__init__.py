@@ -1,1 +1,18 @@
 """Redis locks, semaphores and lease renewal, with no Django imports."""
+
+from .client import make_redis_client
+from .exceptions import LockingError, LockingUnavailable, LockNotOwned
+from .lock import Lock, release_all_current_locks
+from .renewal import Renewer
+from .semaphore import Semaphore
+
+__all__ = [
+    "Lock",
+    "LockingError",
+    "LockingUnavailable",
+    "LockNotOwned",
+    "Renewer",
+    "Semaphore",
+    "make_redis_client",
+    "release_all_current_locks",
+]
