@@ -48,6 +48,26 @@ class BaseConnector:
             ConnectorConfigError: naming each invalid field.
         """
 
+    def describe(self) -> str:
+        """A one-line description of the source, safe to show and log."""
+        return self.kind
+
+    def masked_config(self) -> dict:
+        """The config with every secret masked, fit for the admin or a log."""
+        from .secrets import mask_config
+
+        return mask_config(self.kind, self.config)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of the config and source masked.
+
+        Connectors pass each error message through this before raising it.
+        """
+        from .secrets import redact
+
+        text = redact(text, self.config, secret_fields=self.secret_fields)
+        return redact(text, self.source)
+
     def open(self) -> None:
         """Open connections or files. Called once before iterating."""
 
