@@ -95,14 +95,16 @@ def http_get(
     *,
     headers: Mapping[str, str] | None = None,
     private_headers: Mapping[str, str] | None = None,
+    private_origin: str | None = None,
     timeout_connect: float = 10.0,
     timeout_read: float = 30.0,
     redact: Callable[[str], str] = str,
 ) -> HttpResponse:
     """GET ``url``, following redirects; a response with a 2xx status.
 
-    ``private_headers`` (credentials) are sent only to the origin of ``url``,
-    never to a host a redirect leads to. Messages pass through ``redact``.
+    ``private_headers`` (credentials) are sent only to the origin of
+    ``private_origin`` (default: ``url``), never to another host that a
+    redirect or a next link leads to. Messages pass through ``redact``.
 
     Raises:
         TransientSourceError: connection failures, timeouts, 429 and 5xx,
@@ -110,7 +112,7 @@ def http_get(
         PermanentSourceError: other 4xx, a bad certificate, too many
             redirects, an unexpected status.
     """
-    first_origin = origin(url)
+    first_origin = origin(private_origin or url)
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         shown = redact(url)
