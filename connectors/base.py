@@ -27,7 +27,17 @@ class BaseConnector:
                 ...
 
     Subclasses must set ``kind`` and implement ``iter_records()``; they
-    should override ``validate()`` to refuse a bad config before it is saved.
+    should override ``validate()`` to refuse a bad config before it is saved
+    (the admin form and ``connector_source_validate()`` call it), list their
+    secret config keys in ``secret_fields``, and pass every error message
+    through ``redact()`` so that no secret reaches a run's event log.
+
+    Errors are classified for the pipeline: ``TransientSourceError`` (retry
+    later, maybe after ``retry_after`` seconds) or ``PermanentSourceError``.
+    A connector does not retry by itself; retrying is the pipeline's job.
+
+    A third-party connector registers its kind with an entry point in the
+    ``importhub.connectors`` group (see ``connectors.registry``).
     """
 
     kind: str = ""

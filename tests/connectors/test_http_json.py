@@ -276,3 +276,25 @@ class TestSecrets:
         assert records == [{"id": 1}, {"id": 2}]
         assert http_server.requests[0].headers["Authorization"] == TOKEN
         assert "Authorization" not in http_server.requests[1].headers
+
+
+class TestTransport:
+    def test_a_redirect_is_followed(self, http_server):
+        """A 302 leads to the records."""
+        http_server.route("/old", Reply("", status=302, headers={"Location": "/items"}))
+        http_server.route("/items", Reply(ITEMS))
+        assert read(http_server, path="/old") == ITEMS
+
+    def test_a_redirect_loop_is_permanent(self, http_server):
+        """Redirects are bounded."""
+        http_server.route("/loop", Reply("", status=302, headers={"Location": "/loop"}))
+        with pytest.raises(PermanentSourceError, match="redirects"):
+            read(http_server, path="/loop")
+
+    def test_a_refused_connection_is_transient(self, http_server):
+        """Nobody listening is transient."""
+        url = http_server.url("/")
+        http_server.stop()
+        with HttpJsonConnector(config={"url": url}, source={}) as connector:
+            with pytest.raises(TransientSourceError, match="failed"):
+                list(connector.iter_records())
