@@ -27,7 +27,17 @@ class BaseConnector:
                 ...
 
     Subclasses must set ``kind`` and implement ``iter_records()``; they
-    should override ``validate()`` to refuse a bad config before it is saved.
+    should override ``validate()`` to refuse a bad config before it is saved
+    (the admin form and ``connector_source_validate()`` call it), list their
+    secret config keys in ``secret_fields``, and pass every error message
+    through ``redact()`` so that no secret reaches a run's event log.
+
+    Errors are classified for the pipeline: ``TransientSourceError`` (retry
+    later, maybe after ``retry_after`` seconds) or ``PermanentSourceError``.
+    A connector does not retry by itself; retrying is the pipeline's job.
+
+    A third-party connector registers its kind with an entry point in the
+    ``importhub.connectors`` group (see ``connectors.registry``).
     """
 
     kind: str = ""
@@ -47,6 +57,26 @@ class BaseConnector:
         Raises:
             ConnectorConfigError: naming each invalid field.
         """
+
+    def describe(self) -> str:
+        """A one-line description of the source, safe to show and log."""
+        return self.kind
+
+    def masked_config(self) -> dict:
+        """The config with every secret masked, fit for the admin or a log."""
+        from .secrets import mask_config
+
+        return mask_config(self.kind, self.config)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of the config and source masked.
+
+        Connectors pass each error message through this before raising it.
+        """
+        from .secrets import redact
+
+        text = redact(text, self.config, secret_fields=self.secret_fields)
+        return redact(text, self.source)
 
     def open(self) -> None:
         """Open connections or files. Called once before iterating."""

@@ -1,12 +1,16 @@
 """Connector classes by kind: the built-in ones and those of other packages.
 
 A package adds a connector with an entry point in the group
-``importhub.connectors`` whose name is the kind and whose value is the class.
+``importhub.connectors`` whose name is the kind and whose value is the class
+(``my_package.connectors:S3Connector``). A deployment may also map kinds to
+dotted paths in the ``IMPORTHUB_CONNECTORS`` setting, which wins over both.
+A package never replaces a built-in kind silently.
 """
 
 from functools import lru_cache
 from importlib.metadata import entry_points
 
+from django.conf import settings
 from django.utils.module_loading import import_string
 
 from .base import BaseConnector
@@ -16,14 +20,26 @@ ENTRY_POINT_GROUP = "importhub.connectors"
 
 BUILTIN_CONNECTORS = {
     "csv": "connectors.csv.CsvConnector",
+    "http_json": "connectors.http_json.HttpJsonConnector",
+    "sql": "connectors.sql.SqlConnector",
 }
 
 
 @lru_cache(maxsize=1)
-def connector_paths() -> dict[str, str]:
-    paths = dict(BUILTIN_CONNECTORS)
+def entry_point_paths() -> dict[str, str]:
+    """Kinds installed packages declare, read once per process."""
+    paths: dict[str, str] = {}
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         paths.setdefault(entry_point.name, entry_point.value.replace(":", "."))
+    return paths
+
+
+def connector_paths() -> dict[str, str]:
+    """Every known kind and the dotted path of its class."""
+    paths = dict(BUILTIN_CONNECTORS)
+    for kind, path in entry_point_paths().items():
+        paths.setdefault(kind, path)
+    paths.update(getattr(settings, "IMPORTHUB_CONNECTORS", None) or {})
     return paths
 
 
@@ -31,13 +47,26 @@ def get_connector_class(kind: str) -> type[BaseConnector]:
     """The connector class for a kind, resolved like ``get_connection``.
 
     Raises:
-        ConnectorConfigError: no connector is registered for the kind.
+        ConnectorConfigError: no connector is registered for the kind, or
+            its class cannot be imported.
     """
     try:
         path = connector_paths()[kind]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ConnectorConfigError({"kind": [f"No connector for kind {kind!r}."]})
-    return import_string(path)
+    try:
+        connector_class = import_string(path)
+    except ImportError as exc:
+        raise ConnectorConfigError(
+            {"kind": [f"The connector of kind {kind!r} cannot be imported: {exc}"]}
+        )
+    if not (
+        isinstance(connector_class, type) and issubclass(connector_class, BaseConnector)
+    ):
+        raise ConnectorConfigError(
+            {"kind": [f"{path} is not a subclass of BaseConnector."]}
+        )
+    return connector_class
 
 
 def get_connector(project) -> BaseConnector:

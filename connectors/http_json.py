@@ -1,0 +1,319 @@
+"""The HTTP JSON connector: records from a paginated JSON API."""
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from .base import BadRow, BaseConnector, Row
+from .exceptions import PermanentSourceError, TransientSourceError
+from .options import OptionErrors, merge_options
+from .transport import NETWORK_ERRORS, describe_error, http_get
+
+PAGINATION_STYLES = ("none", "page", "offset", "cursor", "next_link", "link_header")
+
+DEFAULTS = {
+    "auth_header": "Authorization",
+    "timeout_connect": 10,
+    "timeout_read": 30,
+    "max_response_bytes": 50 * 1024 * 1024,
+    "records_path": "",
+    "pagination": "none",
+    "page_param": "page",
+    "page_start": 1,
+    "offset_param": "offset",
+    "limit_param": "limit",
+    "limit": 100,
+    "cursor_param": "cursor",
+    "max_pages": 10_000,
+}
+
+_MISSING = object()
+
+# One link of a ``Link`` header (RFC 8288): ``<url>; rel="next"; ...``.
+_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
+
+
+def lookup(document: Any, path: str) -> Any:
+    """The value at a dotted path (``data.items``, ``pages.0.next``)."""
+    value = document
+    for part in path.split(".") if path else ():
+        if isinstance(value, Mapping):
+            value = value.get(part, _MISSING)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def next_link(link_header: str | None) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, if any."""
+    for match in _LINK.finditer(link_header or ""):
+        for param in match.group(2).split(";"):
+            name, _, value = param.strip().partition("=")
+            rels = value.strip().strip('"').lower().split()
+            if name.strip().lower() == "rel" and "next" in rels:
+                return match.group(1).strip()
+    return None
+
+
+def with_params(url: str, params: Mapping[str, Any]) -> str:
+    """``url`` with ``params`` added to (or replacing those in) its query."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params]
+    for name, value in params.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            query.append((name, "" if item is None else str(item)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class HttpJsonConnector(BaseConnector):
+    """Reads JSON objects from an HTTP API, page after page.
+
+    Config (shared) and source (per project) are merged, the source winning.
+
+    - ``url``: the base URL; the source's ``path`` is joined to it, or the
+      source gives a full ``url``. ``params``: query parameters.
+    - ``headers``; ``auth_header`` ("Authorization") carries the secret
+      ``auth_token`` (the whole header value, e.g. "Bearer ..."). Credentials
+      go only to the origin of the first request, never to another host a
+      redirect or a next link points at.
+    - ``timeout_connect`` (10 s), ``timeout_read`` (30 s) and
+      ``max_response_bytes`` (50 MiB, per response: a page is parsed whole).
+    - ``records_path``: where the records list is, e.g. "data.items"; empty
+      when the body is the list. A null there is an empty page.
+    - ``pagination``:
+      ``none``; ``page`` (``page_param``, ``page_start``; optional
+      ``page_size_param`` + ``page_size``; stops on an empty page);
+      ``offset`` (``offset_param``, ``limit_param``, ``limit``; stops on an
+      empty page); ``cursor`` (the value at ``cursor_path`` is sent as
+      ``cursor_param``; stops when it is absent or empty); ``next_link``
+      (the URL at ``next_path``); ``link_header`` (``Link: <...>;
+      rel="next"``). ``max_pages`` bounds every style.
+
+    Errors: 429, 5xx, timeouts and network failures are transient (with
+    ``retry_after``); other 4xx, malformed JSON and an oversized response are
+    permanent. An item that is not a JSON object is a ``BadRow``. The
+    connector never retries by itself: that is the pipeline's decision.
+    """
+
+    kind = "http_json"
+    secret_fields = ("auth_token",)
+
+    def __init__(self, *, config: Mapping[str, Any], source: Mapping[str, Any]):
+        super().__init__(config=config, source=source)
+        self.options = {**DEFAULTS, **self.config, **self.source}
+        self.pages_read = 0
+
+    @classmethod
+    def validate(
+        cls, *, config: Mapping[str, Any], source: Mapping[str, Any] | None = None
+    ) -> None:
+        options = merge_options(config, source)
+        errors = OptionErrors(options)
+        errors.http_url("url", required=source is not None)
+        errors.string("path")
+        errors.mapping("params")
+        errors.mapping("headers", of_strings=True)
+        errors.string("auth_header")
+        errors.string("auth_token")
+        for name in ("timeout_connect", "timeout_read"):
+            errors.positive_number(name)
+        for name in ("max_response_bytes", "limit", "page_size", "max_pages"):
+            errors.positive_int(name)
+        page_start = options.get("page_start")
+        if page_start is not None and (
+            isinstance(page_start, bool) or not isinstance(page_start, int)
+        ):
+            errors.add("page_start", "Must be a whole number.")
+        for name in (
+            "records_path",
+            "page_param",
+            "page_size_param",
+            "offset_param",
+            "limit_param",
+            "cursor_param",
+            "cursor_path",
+            "next_path",
+        ):
+            errors.string(name)
+        style = options.get("pagination", "none")
+        if style not in PAGINATION_STYLES:
+            errors.add("pagination", f"Must be one of: {', '.join(PAGINATION_STYLES)}.")
+        elif style == "cursor":
+            errors.string("cursor_path", required=True, what="where the cursor is")
+        elif style == "next_link":
+            errors.string("next_path", required=True, what="where the next URL is")
+        if options.get("page_size_param") and not options.get("page_size"):
+            errors.add("page_size", "Required with page_size_param.")
+        errors.raise_if_any()
+
+    def start_url(self) -> str:
+        path = self.options.get("path")
+        url = self.source.get("url") or self.options.get("url")
+        if path:
+            url = urljoin(url.rstrip("/") + "/", path.lstrip("/"))
+        return url
+
+    def describe(self) -> str:
+        return self.redact(f"http_json GET {self.start_url()}")
+
+    def open(self) -> None:
+        self.validate(config=self.config, source=self.source)
+
+    def iter_records(self) -> Iterator[Row | BadRow]:
+        number = 0
+        for records in self.iter_pages():
+            for item in records:
+                number += 1
+                if isinstance(item, dict):
+                    yield item
+                else:
+                    yield BadRow(
+                        number,
+                        f"record {number} is a JSON {_json_type(item)}, not an object",
+                    )
+
+    def iter_pages(self) -> Iterator[list]:
+        """Each page's list of records, following the pagination style."""
+        options = self.options
+        style = options["pagination"]
+        params = dict(options.get("params") or {})
+        if style == "page":
+            page = options["page_start"]
+            if options.get("page_size_param"):
+                params[options["page_size_param"]] = options["page_size"]
+        elif style == "offset":
+            offset = 0
+            params[options["limit_param"]] = options["limit"]
+        url = with_params(self.start_url(), params) if params else self.start_url()
+        seen = set()
+        self.pages_read = 0
+        while True:
+            if self.pages_read >= options["max_pages"]:
+                raise PermanentSourceError(
+                    f"The pagination did not end within max_pages "
+                    f"({options['max_pages']} pages)."
+                )
+            if style == "page":
+                url = with_params(url, {options["page_param"]: page})
+            elif style == "offset":
+                url = with_params(url, {options["offset_param"]: offset})
+            if url in seen:
+                raise PermanentSourceError(
+                    self.redact(f"The pagination loops: {url} was read before.")
+                )
+            seen.add(url)
+            body, headers = self.get_json(url)
+            self.pages_read += 1
+            records = self.records_of(body, url)
+            yield records
+            if style == "none":
+                return
+            if style == "page":
+                if not records:
+                    return
+                page += 1
+            elif style == "offset":
+                if not records:
+                    return
+                offset += len(records)
+            elif style == "cursor":
+                cursor = lookup(body, options["cursor_path"])
+                if cursor in (_MISSING, None, ""):
+                    return
+                url = with_params(url, {options["cursor_param"]: cursor})
+            elif style == "next_link":
+                link = lookup(body, options["next_path"])
+                if link in (_MISSING, None, ""):
+                    return
+                if not isinstance(link, str):
+                    raise PermanentSourceError(
+                        f"The next link at {options['next_path']!r} is not a string."
+                    )
+                url = urljoin(url, link)
+            elif style == "link_header":
+                link = next_link(", ".join(headers.get_all("Link") or []))
+                if not link:
+                    return
+                url = urljoin(url, link)
+
+    def records_of(self, body: Any, url: str) -> list:
+        path = self.options["records_path"]
+        records = lookup(body, path)
+        if records is _MISSING:
+            raise PermanentSourceError(
+                self.redact(f"The response of {url} has nothing at {path!r}.")
+            )
+        if records is None:
+            return []
+        if not isinstance(records, list):
+            where = f"at {path!r}" if path else "as its body"
+            raise PermanentSourceError(
+                self.redact(
+                    f"The response of {url} holds a JSON {_json_type(records)} "
+                    f"{where}, not a list of records."
+                )
+            )
+        return records
+
+    def get_json(self, url: str) -> tuple[Any, Any]:
+        """One page's decoded body and headers.
+
+        Raises:
+            TransientSourceError, PermanentSourceError: see ``http_get``.
+        """
+        options = self.options
+        private = {}
+        if options.get("auth_token"):
+            private[options["auth_header"]] = options["auth_token"]
+        headers = {"Accept": "application/json", **(options.get("headers") or {})}
+        response = http_get(
+            url,
+            headers=headers,
+            private_headers=private,
+            private_origin=self.start_url(),
+            timeout_connect=options["timeout_connect"],
+            timeout_read=options["timeout_read"],
+            redact=self.redact,
+        )
+        try:
+            data = response.read_limited(options["max_response_bytes"])
+        except NETWORK_ERRORS as exc:
+            raise TransientSourceError(
+                self.redact(f"Reading {url} failed: {describe_error(exc)}")
+            )
+        finally:
+            response.close()
+        try:
+            body = json.loads(data, parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise PermanentSourceError(
+                self.redact(f"The response of {url} is not valid JSON: {exc}.")
+            )
+        return body, response.headers
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"

@@ -1,0 +1,103 @@
+"""Checks shared by the connectors' ``validate()`` methods."""
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .exceptions import ConnectorConfigError
+
+
+def merge_options(
+    config: Mapping[str, Any] | None, source: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The connector's config overlaid with the project's source.
+
+    Raises:
+        ConnectorConfigError: either is not a JSON object.
+    """
+    errors = {}
+    for name, value in (("config", config), ("source", source)):
+        if value is not None and not isinstance(value, Mapping):
+            errors[name] = [f"Must be a JSON object, not {type(value).__name__}."]
+    if errors:
+        raise ConnectorConfigError(errors)
+    return {**(config or {}), **(source or {})}
+
+
+class OptionErrors:
+    """Collects field errors, then raises them as one ``ConnectorConfigError``.
+
+    The messages never echo a value: a value may be a secret.
+    """
+
+    def __init__(self, options: Mapping[str, Any]):
+        self.options = options
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ConnectorConfigError(self.errors)
+
+    def string(self, name: str, *, required: bool = False, what: str = "") -> None:
+        value = self.options.get(name)
+        if value is None or value == "":
+            if required:
+                self.add(name, f"Required{': ' + what if what else ''}.")
+        elif not isinstance(value, str):
+            self.add(name, "Must be a string.")
+
+    def boolean(self, name: str) -> None:
+        value = self.options.get(name)
+        if value is not None and not isinstance(value, bool):
+            self.add(name, "Must be true or false.")
+
+    def positive_number(self, name: str) -> None:
+        value = self.options.get(name)
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            self.add(name, "Must be a positive number.")
+
+    def positive_int(self, name: str) -> None:
+        value = self.options.get(name)
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.add(name, "Must be a positive whole number.")
+
+    def mapping(self, name: str, *, of_strings: bool = False) -> None:
+        value = self.options.get(name)
+        if value is None:
+            return
+        if not isinstance(value, Mapping):
+            self.add(name, "Must be a JSON object.")
+        elif of_strings and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            self.add(name, "Every name and value must be a string.")
+
+    def http_url(self, name: str, *, required: bool = False) -> None:
+        value = self.options.get(name)
+        if value is None or value == "":
+            if required:
+                self.add(name, "Required: an http:// or https:// URL.")
+            return
+        if not isinstance(value, str):
+            self.add(name, "Must be an http:// or https:// URL.")
+            return
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            self.add(name, "Not a valid URL.")
+            return
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.add(name, "Must be an http:// or https:// URL with a host.")
+        elif parts.username or parts.password:
+            self.add(
+                name,
+                "Must not hold credentials; use auth_header and auth_token.",
+            )

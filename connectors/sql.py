@@ -1,0 +1,287 @@
+"""The SQL connector: rows of a read query on a PostgreSQL database."""
+
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.types.string import TextLoader
+
+from .base import BadRow, BaseConnector, Row
+from .exceptions import PermanentSourceError, SourceError, TransientSourceError
+from .options import OptionErrors, merge_options
+from .secrets import mask_url
+
+DEFAULTS = {
+    "connect_timeout": 10,
+    "statement_timeout_ms": 300_000,
+    "itersize": 2000,
+}
+
+# SQLSTATE classes worth retrying: connection exceptions, insufficient
+# resources, operator intervention (57014 is a statement timeout, 57P01 an
+# admin shutdown), system errors, and transaction rollbacks (serialization
+# failures, deadlocks).
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58", "40"})
+
+# libpq reports a refused login without a SQLSTATE; these messages mean that
+# retrying with the same settings cannot help.
+PERMANENT_CONNECT_ERRORS = re.compile(
+    r"does not exist|authentication failed|no pg_hba\.conf entry"
+    r"|password|permission denied|invalid|unsupported|not permitted",
+    re.IGNORECASE,
+)
+
+READ_STATEMENTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
+_WRITE_WORDS = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|INTO)\b", re.IGNORECASE
+)
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
+
+
+def _code_only(sql: str) -> str:
+    """``sql`` with comments, string literals and quoted names blanked out.
+
+    The result has the same length, so positions in it are positions in
+    ``sql``.
+
+    Raises:
+        ValueError: a literal or a comment is not terminated.
+    """
+    out = []
+    i, n = 0, len(sql)
+    while i < n:
+        char = sql[i]
+        start = i
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+        elif sql.startswith("/*", i):
+            depth, i = 1, i + 2
+            while depth:
+                if i >= n:
+                    raise ValueError("a /* comment is not closed")
+                if sql.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif sql.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif char in "'\"":
+            escapes = char == "'" and i > 0 and sql[i - 1] in "eE"
+            i += 1
+            while True:
+                if i >= n:
+                    raise ValueError("a quoted string or name is not closed")
+                if escapes and sql[i] == "\\":
+                    i += 2
+                elif sql[i] == char:
+                    if sql.startswith(char * 2, i):
+                        i += 2
+                    else:
+                        i += 1
+                        break
+                else:
+                    i += 1
+        elif char == "$" and (match := _DOLLAR_TAG.match(sql, i)):
+            end = sql.find(match.group(0), match.end())
+            if end < 0:
+                raise ValueError("a $-quoted string is not closed")
+            i = end + len(match.group(0))
+        else:
+            out.append(char)
+            i += 1
+            continue
+        out.append(" " * (i - start))
+    return "".join(out)
+
+
+def check_query(query: Any) -> str | None:
+    """Why ``query`` cannot be imported, or None for a single read statement.
+
+    This catches obvious mistakes early, with a clear message; the READ
+    ONLY transaction the query runs in is what really prevents writes.
+    """
+    if not isinstance(query, str) or not query.strip():
+        return "Required: a SELECT (or WITH ... SELECT) query."
+    try:
+        code = _code_only(query)
+    except ValueError as exc:
+        return f"The query cannot be read: {exc}."
+    statements = [part for part in code.split(";") if part.strip()]
+    if not statements:
+        return "Required: a SELECT (or WITH ... SELECT) query."
+    if len(statements) > 1:
+        return f"Give a single statement; the query holds {len(statements)}."
+    first = re.match(r"[\s(]*([A-Za-z]+)", statements[0])
+    keyword = first.group(1).upper() if first else ""
+    if keyword not in READ_STATEMENTS:
+        return (
+            f"Only a read query (SELECT or WITH) can be imported, "
+            f"not {keyword or 'this statement'}."
+        )
+    write = _WRITE_WORDS.search(code)
+    if write:
+        return (
+            f"A read query may not write ({write.group(1).upper()} found; "
+            f"quote a column or table of that name)."
+        )
+    return None
+
+
+def strip_query(query: str) -> str:
+    """The query without trailing semicolons, which DECLARE refuses."""
+    code = _code_only(query).rstrip()
+    while code.endswith(";"):
+        code = code[:-1].rstrip()
+    return query[: len(code)]
+
+
+class SqlConnector(BaseConnector):
+    """Streams the rows of a read query on a PostgreSQL database.
+
+    Config: ``url`` (``postgresql://user:password@host:port/db``; the
+    password may instead be given in the secret field ``password``),
+    ``connect_timeout`` (10 s), ``statement_timeout_ms`` (300000) and
+    ``itersize`` (rows fetched per round trip, 2000). Source: ``query``, a
+    single SELECT or WITH statement, with optional ``params`` (a list for
+    ``%s`` placeholders or an object for ``%(name)s``; with params, a literal
+    ``%`` is written ``%%``).
+
+    The query runs in a READ ONLY transaction with a statement timeout,
+    through a server-side cursor, so that memory does not grow with the
+    result. Rows are dicts keyed by column name; values stay Python values
+    (Decimal, date, UUID...; bytea becomes its ``\\x...`` text). Give the
+    connector a role that can only read: the transaction is the second line.
+    """
+
+    kind = "sql"
+    secret_fields = ("password",)
+
+    def __init__(self, *, config: Mapping[str, Any], source: Mapping[str, Any]):
+        super().__init__(config=config, source=source)
+        self.options = {**DEFAULTS, **self.config, **self.source}
+        self._connection: psycopg.Connection | None = None
+        self._cursor = None
+
+    @classmethod
+    def validate(
+        cls, *, config: Mapping[str, Any], source: Mapping[str, Any] | None = None
+    ) -> None:
+        options = merge_options(config, source)
+        errors = OptionErrors(options)
+        url = options.get("url")
+        if not url:
+            errors.add("url", "Required: postgresql://user:password@host:port/db.")
+        elif not isinstance(url, str):
+            errors.add("url", "Must be a postgresql:// URL.")
+        else:
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                errors.add("url", "Not a valid URL.")
+            else:
+                if parts.scheme not in ("postgres", "postgresql"):
+                    errors.add("url", "Must be a postgresql:// URL.")
+                elif not parts.path.strip("/"):
+                    errors.add("url", "Must name the database: .../dbname.")
+        errors.string("password")
+        errors.positive_number("connect_timeout")
+        errors.positive_int("statement_timeout_ms")
+        errors.positive_int("itersize")
+        if source is not None or "query" in options:
+            problem = check_query(options.get("query"))
+            if problem:
+                errors.add("query", problem)
+        params = options.get("params")
+        if params is not None and not isinstance(params, list | dict):
+            errors.add("params", "Must be a list or a JSON object.")
+        errors.raise_if_any()
+
+    def describe(self) -> str:
+        return self.redact(f"sql {mask_url(str(self.options.get('url')))}")
+
+    def open(self) -> None:
+        if self._connection is not None:
+            return
+        self.validate(config=self.config, source=self.source)
+        kwargs: dict[str, Any] = {
+            "connect_timeout": max(2, round(self.options["connect_timeout"])),
+            "application_name": "importhub",
+        }
+        if self.options.get("password"):
+            kwargs["password"] = self.options["password"]
+        try:
+            connection = psycopg.connect(self.options["url"], **kwargs)
+        except psycopg.Error as exc:
+            # ``from None``: the driver's exception may carry connection
+            # parameters; its message, redacted, is all an operator needs.
+            raise self._translate(exc, "Connecting to the SQL source failed") from None
+        try:
+            connection.read_only = True
+            connection.adapters.register_loader("bytea", TextLoader)
+            connection.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [str(self.options["statement_timeout_ms"])],
+            )
+        except psycopg.Error as exc:
+            connection.close()
+            raise self._translate(exc, "Preparing the SQL source failed") from None
+        self._connection = connection
+
+    def close(self) -> None:
+        cursor, self._cursor = self._cursor, None
+        connection, self._connection = self._connection, None
+        # Closing the connection ends the read-only transaction and drops the
+        # server-side cursor with it; the cursor then closes without a round
+        # trip, which also works when the server has gone away.
+        if connection is not None:
+            connection.close()
+        if cursor is not None:
+            cursor.close()
+
+    def iter_records(self) -> Iterator[Row | BadRow]:
+        if self._connection is None:
+            self.open()
+        query = strip_query(self.options["query"])
+        params = self.options.get("params")
+        try:
+            self._cursor = cursor = self._connection.cursor(
+                name=f"importhub_{uuid.uuid4().hex[:12]}"
+            )
+            cursor.itersize = self.options["itersize"]
+            cursor.execute(query, params)
+            names = [column.name for column in cursor.description or ()]
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise PermanentSourceError(
+                    f"The query names a column more than once: "
+                    f"{', '.join(duplicates)}; give each an alias."
+                )
+            for row in cursor:
+                yield dict(zip(names, row, strict=True))
+        except psycopg.Error as exc:
+            raise self._translate(exc, "The SQL query failed") from None
+
+    def _translate(self, exc: psycopg.Error, context: str) -> SourceError:
+        """A classified, redacted error from a driver exception."""
+        sqlstate = getattr(exc, "sqlstate", None)
+        diag = getattr(exc, "diag", None)
+        message = (diag.message_primary if diag else None) or str(exc)
+        message = " ".join(message.split())[:500]
+        text = self.redact(f"{context}: {message}")
+        if sqlstate:
+            text = f"{text} (SQLSTATE {sqlstate})"
+            transient = sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+        else:
+            # No SQLSTATE: the client failed (refused, timed out, lost the
+            # connection), or the connection parameters are wrong.
+            transient = isinstance(
+                exc, psycopg.OperationalError
+            ) and not PERMANENT_CONNECT_ERRORS.search(message)
+        if transient:
+            return TransientSourceError(text)
+        return PermanentSourceError(text)
