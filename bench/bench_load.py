@@ -1,0 +1,281 @@
+"""Loading a large CSV: the COPY limit, a hand-written peer, and importhub.
+
+All three load the same generated file (BENCH_ROWS rows, 1,000,000 by
+default: text, numbers, dates and nulls, a natural key of three columns)
+into one PostgreSQL database of their own (``importhub_bench``):
+
+1. the limit: ``psql \\copy`` into a typed table;
+2. the hand-written peer: psycopg COPY of the file into a staging table, then
+   one ``INSERT ... ON CONFLICT`` into the same records table importhub uses,
+   with the key, the JSON and the checksum built in SQL;
+3. importhub end to end: ``import_run_request`` -> a real Celery worker ->
+   succeeded, then an unchanged re-import of the same file.
+
+It also reads the worker's peak RSS (VmHWM) after a 100,000-row import and
+after the full import, each in a fresh worker process.
+"""
+
+import csv
+import datetime
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "var" / "bench"
+DB_NAME = os.environ.get("BENCH_DB", "importhub_bench")
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+SMALL_ROWS = max(ROWS // 10, 1)
+HEADER = ["region", "customer", "seq", "name", "amount", "quantity", "created", "note"]
+KEY_FIELDS = ["region", "customer", "seq"]
+
+
+def generate(path: Path, rows: int) -> Path:
+    if path.exists():
+        return path
+    rnd = random.Random(42)
+    base = datetime.date(2000, 1, 1)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        for i in range(rows):
+            writer.writerow(
+                [
+                    f"R{i % 50:02d}",
+                    f"C{i // 50:07d}",
+                    i % 7,
+                    f"name {rnd.randrange(10**6)}",
+                    f"{rnd.uniform(-1e4, 1e5):.2f}",
+                    rnd.randrange(1000) if i % 10 else "",
+                    (base + datetime.timedelta(days=rnd.randrange(9000))).isoformat(),
+                    "" if i % 3 else f"note with, comma {i}",
+                ]
+            )
+    tmp.rename(path)
+    return path
+
+
+def setup_django() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
+    os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
+    os.environ["IMPORTHUB_TASK_QUEUE"] = f"bench-{uuid.uuid4().hex[:8]}"
+    os.environ["IMPORTHUB_REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}:"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def fresh_project(name: str, path: Path):
+    from connectors.models import Connector
+    from imports.models import Project, Record
+
+    connector, _ = Connector.objects.get_or_create(
+        name="bench", defaults={"kind": "csv", "max_concurrent_imports": 4}
+    )
+    project, _ = Project.objects.update_or_create(
+        name=name,
+        defaults={
+            "connector": connector,
+            "source": {"path": str(path)},
+            "key_fields": KEY_FIELDS,
+        },
+    )
+    Record.objects.filter(project=project).delete()
+    project.runs.all().delete()
+    return project
+
+
+def vacuum() -> None:
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("VACUUM imports_record")
+        conn.execute("CHECKPOINT")
+
+
+def bench_psql_copy(path: Path) -> float:
+    import psycopg
+
+    url = os.environ["DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_typed")
+        conn.execute(
+            "CREATE TABLE bench_typed (region text, customer text, seq int, "
+            "name text, amount numeric, quantity int, created date, note text)"
+        )
+    psql = shutil.which("psql")
+    if psql is None:
+        raise RuntimeError("psql is not on PATH")
+    start = time.perf_counter()
+    subprocess.run(
+        [psql, url, "-q", "-c", f"\\copy bench_typed FROM '{path}' CSV HEADER"],
+        check=True,
+    )
+    elapsed = time.perf_counter() - start
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE bench_typed")
+    return elapsed
+
+
+def bench_hand_written(path: Path, project) -> float:
+    """psycopg COPY into staging, then one INSERT ... ON CONFLICT."""
+    import psycopg
+
+    pairs = ", ".join(f"'{c}', coalesce({c}, '')" for c in HEADER)
+    start = time.perf_counter()
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        with conn.transaction():
+            conn.execute(
+                "CREATE TEMP TABLE staging (region text, customer text, seq text, "
+                "name text, amount text, quantity text, created text, note text) "
+                "ON COMMIT DROP"
+            )
+            with conn.cursor() as cur, path.open("rb") as f:
+                with cur.copy("COPY staging FROM STDIN (FORMAT csv, HEADER true)") as cp:
+                    while chunk := f.read(1 << 20):
+                        cp.write(chunk)
+            conn.execute(
+                "INSERT INTO imports_record (project_id, key, data, checksum) "
+                "SELECT %s, k, d, md5(d::text) FROM ("
+                f"  SELECT concat_ws(E'\\x1f', region, customer, seq) AS k, "
+                f"  jsonb_build_object({pairs}) AS d FROM staging) s "
+                "ON CONFLICT (project_id, key) DO UPDATE SET data = excluded.data, "
+                "checksum = excluded.checksum "
+                "WHERE imports_record.checksum <> excluded.checksum",
+                [project.pk],
+            )
+    return time.perf_counter() - start
+
+
+class Worker:
+    """A real worker, solo pool: the import runs in the process measured."""
+
+    def __init__(self):
+        WORK.mkdir(parents=True, exist_ok=True)
+        self.log = (WORK / "worker.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker",
+                "-l", "INFO", "-P", "solo", "-Q", os.environ["IMPORTHUB_TASK_QUEUE"],
+                "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ],
+            cwd=ROOT, env=dict(os.environ), stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while b" ready." not in (WORK / "worker.log").read_bytes()[-20000:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bench worker did not start; see worker.log")
+            time.sleep(0.1)
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+def importhub_run(project) -> tuple[float, object]:
+    from imports.models import ImportRun
+    from imports.services.runs import import_run_request
+
+    start = time.perf_counter()
+    run = import_run_request(project=project, requested_by="bench", trigger="command")
+    while True:
+        run.refresh_from_db()
+        if run.status in ImportRun.FINAL_STATUSES:
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    if run.status != ImportRun.Status.SUCCEEDED:
+        raise RuntimeError(f"bench import failed: {run.error_class}: {run.error_message}")
+    return elapsed, run
+
+
+def main() -> list[tuple[str, bool]]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    setup_django()
+    big = generate(WORK / f"load-{ROWS}.csv", ROWS)
+    small = generate(WORK / f"load-{SMALL_ROWS}.csv", SMALL_ROWS)
+    print(f"\n== load: {ROWS:,} rows, {big.stat().st_size / 1e6:.0f} MB CSV ==")
+
+    peer_project = fresh_project("bench-hand-written", big)
+    our_project = fresh_project("bench-importhub", big)
+    small_project = fresh_project("bench-importhub-small", small)
+    vacuum()
+
+    t_copy = bench_psql_copy(big)
+    t_peer = bench_hand_written(big, peer_project)
+    vacuum()
+
+    worker = Worker()
+    try:
+        importhub_run(small_project)
+        rss_small = worker.peak_rss_mb()
+    finally:
+        worker.stop()
+    worker = Worker()
+    try:
+        t_first, first = importhub_run(our_project)
+        rss_big = worker.peak_rss_mb()
+        vacuum()
+        t_again, again = importhub_run(our_project)
+    finally:
+        worker.stop()
+    assert first.rows_inserted == ROWS, first.rows_inserted
+    assert again.rows_unchanged == ROWS and again.rows_updated == 0
+
+    def rate(seconds: float) -> str:
+        return f"{ROWS / seconds:>12,.0f} rows/s  ({seconds:6.2f} s)"
+
+    print(f"  psql \\copy (limit)            {rate(t_copy)}")
+    print(f"  hand-written COPY + upsert     {rate(t_peer)}")
+    print(f"  importhub first import         {rate(t_first)}")
+    print(f"  importhub unchanged re-import  {rate(t_again)}")
+    ratio_peer = t_peer / t_first
+    ratio_again = t_first / t_again
+    ratio_rss = rss_big / rss_small
+    print(f"  importhub vs hand-written      {ratio_peer:.2f}x   (goal >= 1.0)")
+    print(f"  re-import vs first import      {ratio_again:.2f}x   (goal >= 1.5)")
+    print(f"  importhub vs psql \\copy        {t_copy / t_first:.2f}x   (the limit)")
+    print(
+        f"  worker peak RSS {rss_small:.0f} MB at {SMALL_ROWS:,} rows, "
+        f"{rss_big:.0f} MB at {ROWS:,}: {ratio_rss:.2f}x   (goal <= 1.2)"
+    )
+    return [
+        ("load: first import >= 1.0x hand-written", ratio_peer >= 1.0),
+        ("load: unchanged re-import >= 1.5x first", ratio_again >= 1.5),
+        ("load: peak RSS at full size <= 1.2x at a tenth", ratio_rss <= 1.2),
+    ]
+
+
+if __name__ == "__main__":
+    main()
