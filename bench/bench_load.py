@@ -152,10 +152,10 @@ def bench_hand_written(path: Path, project) -> float:
                 "name text, amount text, quantity text, created text, note text) "
                 "ON COMMIT DROP"
             )
-            with conn.cursor() as cur, path.open("rb") as f:
-                with cur.copy("COPY staging FROM STDIN (FORMAT csv, HEADER true)") as cp:
-                    while chunk := f.read(1 << 20):
-                        cp.write(chunk)
+            copy_in = "COPY staging FROM STDIN (FORMAT csv, HEADER true)"
+            with conn.cursor() as cur, path.open("rb") as f, cur.copy(copy_in) as cp:
+                while chunk := f.read(1 << 20):
+                    cp.write(chunk)
             conn.execute(
                 "INSERT INTO imports_record (project_id, key, data, checksum) "
                 "SELECT %s, k, d, md5(d::text) FROM ("
@@ -216,7 +216,7 @@ def importhub_run(project) -> tuple[float, object]:
         time.sleep(0.05)
     elapsed = time.perf_counter() - start
     if run.status != ImportRun.Status.SUCCEEDED:
-        raise RuntimeError(f"bench import failed: {run.error_class}: {run.error_message}")
+        raise RuntimeError(f"import failed: {run.error_class}: {run.error_message}")
     return elapsed, run
 
 

@@ -188,7 +188,7 @@ class CsvConnector(BaseConnector):
                         f"expected {width} fields, found {len(row)}",
                     )
                     continue
-                yield dict(zip(columns, row, strict=True))
+                yield dict(zip(columns, row))  # noqa: B905 - width checked above
         except UnicodeDecodeError as exc:
             raise PermanentSourceError(
                 f"The CSV file is not valid {encoding} "

@@ -288,13 +288,23 @@ class ImportRunEvent(models.Model):
 
 
 class Record(models.Model):
-    """One record an import landed, keyed within its project."""
+    """One record an import landed, keyed within its project.
 
+    The layout serves bulk loads: the primary key is ``(project, key)``, the
+    one index every write must maintain; there is no surrogate id, no index
+    on ``last_run`` and no database foreign key (whose deferred check would
+    fire once per row at commit). Deleting a project still deletes its
+    records: Django's collector issues one ``DELETE ... WHERE project_id``.
+    """
+
+    pk = models.CompositePrimaryKey("project_id", "key")
     project = models.ForeignKey(
         Project,
         on_delete=models.CASCADE,
         related_name="records",
         verbose_name=_("project"),
+        db_constraint=False,
+        db_index=False,
     )
     key = models.TextField(
         _("key"),
@@ -308,23 +318,19 @@ class Record(models.Model):
     )
     last_run = models.ForeignKey(
         ImportRun,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         null=True,
         blank=True,
         related_name="+",
         verbose_name=_("last run"),
         db_constraint=False,
+        db_index=False,
         help_text=_("The run that last inserted or changed the record."),
     )
 
     class Meta:
         verbose_name = _("record")
         verbose_name_plural = _("records")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "key"], name="record_project_key"
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.project_id}:{self.key}"

@@ -9,6 +9,7 @@ import leaves the records exactly as the last successful import left them.
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 KEY_SEPARATOR = "\x1f"
 REJECTED_SAMPLES = 10
+PROGRESS_SECONDS = 1.0
 
 
 class ImportInterrupted(Exception):
@@ -68,15 +70,19 @@ def record_checksum(payload: bytes) -> str:
 class Stage:
     """A per-run staging table ``(seq, key, data, checksum)``.
 
-    Rows are staged as text and cast to jsonb only when merged, so an
-    unchanged record costs no JSON parsing in the database. The table is a
-    real (unlogged) table, not a temporary one, so a retry of a run whose
-    load failed can merge it again without extracting.
+    ``data`` is staged as text and parsed to jsonb only for the rows the
+    merge writes, so re-importing unchanged data (the common case) costs the
+    database no JSON parsing at all; measured on 1,000,000 rows this is
+    faster overall than staging jsonb, whose parsing slowed COPY down. The
+    table is a real (unlogged) table, not a temporary one, so a retry of a
+    run whose load failed can merge it again without extracting.
     """
 
     def __init__(self, run_id: int):
         self.table = f"import_stage_{int(run_id)}"
         self.vendor = connection.vendor
+        self._copy = self._copy_context = self._cursor = None
+        self.data_sql = "data::jsonb" if self.vendor == "postgresql" else "data"
 
     def exists(self) -> bool:
         return self.table in connection.introspection.table_names()
@@ -92,25 +98,48 @@ class Stage:
             )
 
     def drop(self) -> None:
+        self.flush(exc=RuntimeError("staging abandoned"))
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
 
     def write(self, rows: list[tuple[int, str, str, str]]) -> None:
+        """Stage rows. On PostgreSQL one COPY stays open across calls, so
+        the server ingests while the worker reads on; ``flush()`` ends it.
+        """
         if not rows:
             return
-        with connection.cursor() as cursor:
-            if self.vendor == "postgresql":
-                with cursor.cursor.copy(
-                    f"COPY {self.table} (seq, key, data, checksum) FROM STDIN"
-                ) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
+        if self.vendor != "postgresql":
+            with connection.cursor() as cursor:
                 cursor.executemany(
                     f"INSERT INTO {self.table} (seq, key, data, checksum) "
                     "VALUES (%s, %s, %s, %s)",
                     rows,
                 )
+            return
+        if self._copy is None:
+            connection.ensure_connection()
+            self._cursor = connection.connection.cursor()
+            self._copy_context = self._cursor.copy(
+                f"COPY {self.table} (seq, key, data, checksum) FROM STDIN"
+            )
+            self._copy = self._copy_context.__enter__()
+        write_row = self._copy.write_row
+        for row in rows:
+            write_row(row)
+
+    def flush(self, exc: BaseException | None = None) -> None:
+        """End the open COPY: commit what was written, or abort on ``exc``."""
+        if self._copy is None:
+            return
+        context, cursor = self._copy_context, self._cursor
+        self._copy = self._copy_context = self._cursor = None
+        try:
+            if exc is None:
+                context.__exit__(None, None, None)
+            else:
+                context.__exit__(type(exc), exc, exc.__traceback__)
+        finally:
+            cursor.close()
 
     def seal(self) -> tuple[int, int]:
         """Drop all but the last row of each key and index the keys.
@@ -118,6 +147,7 @@ class Stage:
         Returns ``(rows, duplicates)``: how many rows stay staged and how
         many earlier rows with a repeated key were dropped. Idempotent.
         """
+        self.flush()
         index = f"{self.table}_key"
         duplicates = 0
         with connection.cursor() as cursor:
@@ -156,11 +186,13 @@ class Stage:
         ones are filtered out by the join before the upsert, so they are
         neither rewritten nor row-locked. Must run inside a transaction.
         """
+        self.flush()
         records = Record._meta.db_table
+        columns = "(project_id, key, data, checksum, last_run_id)"
         changed = (
             f"SELECT s.key, s.data, s.checksum FROM {self.table} s "
             f"LEFT JOIN {records} r ON r.project_id = %s AND r.key = s.key "
-            f"WHERE r.id IS NULL OR r.checksum <> s.checksum"
+            f"WHERE r.key IS NULL OR r.checksum <> s.checksum"
         )
         upsert_tail = (
             "ON CONFLICT (project_id, key) DO UPDATE SET "
@@ -168,12 +200,26 @@ class Stage:
             "last_run_id = excluded.last_run_id"
         )
         with connection.cursor() as cursor:
-            if self.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {records} WHERE project_id = %s)",
+                [project.pk],
+            )
+            (has_records,) = cursor.fetchone()
+            if not has_records:
+                # A first import (or one after the records were emptied):
+                # nothing to compare with, so a plain insert (the records
+                # are locked by the project row lock the caller holds).
+                cursor.execute(
+                    f"INSERT INTO {records} {columns} "
+                    f"SELECT %s, key, {self.data_sql}, checksum, %s FROM {self.table}",
+                    [project.pk, run_id],
+                )
+                inserted, updated = cursor.rowcount, 0
+            elif self.vendor == "postgresql":
                 cursor.execute(
                     f"WITH changed AS ({changed}), up AS ("
-                    f"INSERT INTO {records} "
-                    f"(project_id, key, data, checksum, last_run_id) "
-                    f"SELECT %s, key, data::jsonb, checksum, %s FROM changed "
+                    f"INSERT INTO {records} {columns} "
+                    f"SELECT %s, key, {self.data_sql}, checksum, %s FROM changed "
                     f"{upsert_tail} RETURNING (xmax = 0) AS inserted) "
                     f"SELECT count(*) FILTER (WHERE inserted), "
                     f"count(*) FILTER (WHERE NOT inserted) FROM up",
@@ -182,19 +228,18 @@ class Stage:
                 inserted, updated = cursor.fetchone()
             else:
                 cursor.execute(
-                    f"SELECT sum(CASE WHEN r.id IS NULL THEN 1 ELSE 0 END), "
-                    f"sum(CASE WHEN r.id IS NULL THEN 0 ELSE 1 END) "
+                    f"SELECT sum(CASE WHEN r.key IS NULL THEN 1 ELSE 0 END), "
+                    f"sum(CASE WHEN r.key IS NULL THEN 0 ELSE 1 END) "
                     f"FROM {self.table} s LEFT JOIN {records} r "
                     f"ON r.project_id = %s AND r.key = s.key "
-                    f"WHERE r.id IS NULL OR r.checksum <> s.checksum",
+                    f"WHERE r.key IS NULL OR r.checksum <> s.checksum",
                     [project.pk],
                 )
                 inserted, updated = (v or 0 for v in cursor.fetchone())
                 # "WHERE true" keeps SQLite from reading ON CONFLICT as a
                 # join constraint of the SELECT.
                 cursor.execute(
-                    f"INSERT INTO {records} "
-                    f"(project_id, key, data, checksum, last_run_id) "
+                    f"INSERT INTO {records} {columns} "
                     f"SELECT %s, c.key, c.data, c.checksum, %s "
                     f"FROM ({changed}) c WHERE true {upsert_tail}",
                     [project.pk, run_id, project.pk],
@@ -214,18 +259,77 @@ class Stage:
         }
 
 
-def _row_key(row: dict, key_fields: list[str]) -> str | None:
-    """The record's key: its key fields' values joined; None if one is empty."""
+def _key_builder(key_fields: list[str]) -> Callable[[dict], str | None]:
+    """A function giving a record's key: its key fields' values joined.
+
+    It returns None when a key field is missing or empty.
+    """
     if len(key_fields) == 1:
-        value = row.get(key_fields[0])
-        return None if value is None or value == "" else str(value)
-    parts = []
-    for name in key_fields:
-        value = row.get(name)
-        if value is None or value == "":
+        (name,) = key_fields
+
+        def single(row: dict) -> str | None:
+            value = row.get(name)
+            return None if value is None or value == "" else str(value)
+
+        return single
+
+    def joined(row: dict) -> str | None:
+        values = [row.get(name) for name in key_fields]
+        if None in values or "" in values:
             return None
-        parts.append(str(value))
-    return KEY_SEPARATOR.join(parts)
+        try:
+            return KEY_SEPARATOR.join(values)
+        except TypeError:  # non-text values, from JSON or SQL sources
+            return KEY_SEPARATOR.join(map(str, values))
+
+    return joined
+
+
+class _Extraction:
+    """One pass over a connector into a stage, with the bad-row policy."""
+
+    def __init__(self, *, project: Project, stage: Stage):
+        self.stage = stage
+        self.key_fields = list(project.key_fields or [])
+        self.row_key = _key_builder(self.key_fields) if self.key_fields else None
+        self.skip_bad = project.on_bad_row == Project.OnBadRow.SKIP
+        self.result = LoadResult()
+
+    def reject(self, number: int, reason: str) -> None:
+        if not self.skip_bad:
+            raise BadRowError(f"Row {number}: {reason}.")
+        result = self.result
+        result.rows_rejected += 1
+        if len(result.rejected_samples) < REJECTED_SAMPLES:
+            result.rejected_samples.append({"row": number, "reason": reason})
+
+    def stage_rows(self, batch: list, seq: int) -> int:
+        """Stage one batch; return the last row number it used."""
+        rows = []
+        append = rows.append
+        row_key = self.row_key
+        for item in batch:
+            seq += 1
+            if isinstance(item, BadRow):
+                self.reject(item.number, item.reason)
+                continue
+            try:
+                payload = record_payload(item)
+            except (TypeError, orjson.JSONEncodeError) as exc:
+                self.reject(seq, f"cannot be stored as JSON ({exc})")
+                continue
+            checksum = record_checksum(payload)
+            if row_key is None:
+                key = checksum
+            else:
+                key = row_key(item)
+                if key is None:
+                    missing = [f for f in self.key_fields if item.get(f) in (None, "")]
+                    self.reject(seq, f"missing key field(s) {', '.join(missing)}")
+                    continue
+            append((seq, key, payload.decode(), checksum))
+        self.stage.write(rows)
+        return seq
 
 
 def import_run_extract(
@@ -241,53 +345,34 @@ def import_run_extract(
 
     Bad rows fail the run or are counted and sampled, by project policy.
     Without key fields a record's identity is its content (replace mode).
+    ``on_progress`` is called about once a second.
 
     Raises:
         BadRowError: a bad row, when the project fails on bad rows.
         ImportInterrupted: ``should_stop()`` turned true between batches.
     """
-    project = run.project
-    key_fields = list(project.key_fields or [])
-    skip_bad = project.on_bad_row == Project.OnBadRow.SKIP
-    result = LoadResult()
+    extraction = _Extraction(project=run.project, stage=stage)
+    result = extraction.result
     seq = 0
-
-    def reject(number: int, reason: str) -> None:
-        if not skip_bad:
-            raise BadRowError(f"Row {number}: {reason}.")
-        result.rows_rejected += 1
-        if len(result.rejected_samples) < REJECTED_SAMPLES:
-            result.rejected_samples.append({"row": number, "reason": reason})
-
-    with connector:
-        for batch in connector.iter_batches(batch_size=batch_size):
-            if should_stop():
-                raise ImportInterrupted
-            rows = []
-            append = rows.append
-            for item in batch:
-                seq += 1
-                if isinstance(item, BadRow):
-                    reject(item.number, item.reason)
-                    continue
-                try:
-                    payload = record_payload(item)
-                except (TypeError, orjson.JSONEncodeError) as exc:
-                    reject(seq, f"cannot be stored as JSON ({exc})")
-                    continue
-                checksum = record_checksum(payload)
-                if key_fields:
-                    key = _row_key(item, key_fields)
-                    if key is None:
-                        missing = [f for f in key_fields if item.get(f) in (None, "")]
-                        reject(seq, f"missing key field(s) {', '.join(missing)}")
-                        continue
-                else:
-                    key = checksum
-                append((seq, key, payload.decode(), checksum))
-            result.rows_read = seq
-            stage.write(rows)
-            on_progress(result)
+    last_progress = time.monotonic()
+    try:
+        with connector:
+            for batch in connector.iter_batches(batch_size=batch_size):
+                if should_stop():
+                    raise ImportInterrupted
+                seq = extraction.stage_rows(batch, seq)
+                result.rows_read = seq
+                if time.monotonic() - last_progress >= PROGRESS_SECONDS:
+                    # End the COPY so the progress update can use the
+                    # connection; once a second costs little.
+                    stage.flush()
+                    on_progress(result)
+                    last_progress = time.monotonic()
+    except BaseException as exc:
+        stage.flush(exc)
+        raise
+    stage.flush()
+    on_progress(result)
     _, result.duplicates = stage.seal()
     return result
 
