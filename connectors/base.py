@@ -112,3 +112,25 @@ class BaseConnector:
         records = self.iter_records()
         while batch := list(islice(records, batch_size)):
             yield batch
+
+    #: True when the connector implements ``iter_stage_lines()``.
+    supports_stage_lines: bool = False
+
+    def iter_stage_lines(
+        self, *, key_fields: list[str], batch_size: int
+    ) -> Iterator[list[bytes]]:
+        """Optional fast path: let the source serialise the records itself.
+
+        Yield lists of complete lines of PostgreSQL COPY text, each
+        ``seq<TAB>key<TAB>json<TAB>checksum<LF>``: ``seq`` numbers the records
+        from 1 in source order, ``key`` joins the ``key_fields`` values with
+        ``\\x1f`` (``\\N`` when one is missing or empty; the checksum when
+        there are no key fields), ``json`` is the record as a JSON object and
+        ``checksum`` its MD5 in hex. The pipeline then relays bytes instead
+        of building records in Python. Connectors that set
+        ``supports_stage_lines`` must implement it.
+        """
+        raise NotImplementedError(
+            "subclasses of BaseConnector that support stage lines must provide "
+            "an iter_stage_lines() method"
+        )

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from .base import BadRow, BaseConnector, Row
@@ -159,6 +160,7 @@ class SqlConnector(BaseConnector):
 
     kind = "sql"
     secret_fields = ("password",)
+    supports_stage_lines = True
 
     def __init__(self, *, config: Mapping[str, Any], source: Mapping[str, Any]):
         super().__init__(config=config, source=source)
@@ -263,6 +265,54 @@ class SqlConnector(BaseConnector):
                 )
             for row in cursor:
                 yield dict(zip(names, row, strict=True))
+        except psycopg.Error as exc:
+            raise self._translate(exc, "The SQL query failed") from None
+
+    def iter_stage_lines(
+        self, *, key_fields: list[str], batch_size: int
+    ) -> Iterator[list[bytes]]:
+        """Stream staging lines built by the source with one ``COPY TO``.
+
+        The source database turns each row into jsonb, its key and checksum
+        while streaming, on its own core; the worker only relays the bytes.
+        Numbers stay JSON numbers, dates and times become ISO strings.
+        The export is one statement, so ``export_timeout_ms`` (default: six
+        hours) bounds it instead of ``statement_timeout_ms``.
+        """
+        if self._connection is None:
+            self.open()
+        query = strip_query(self.options["query"])
+        params = self.options.get("params")
+        if key_fields:
+            # "||" gives NULL when any part is NULL and NULLIF turns an empty
+            # value into NULL, so a missing key field arrives as \N: far
+            # cheaper than CASE over jsonb lookups, measured on 1M rows.
+            parts = [
+                sql.SQL("nullif(q.{name}::text, '')").format(name=sql.Identifier(name))
+                for name in key_fields
+            ]
+            key = sql.SQL(" || E'\\x1f' || ").join(parts)
+        else:
+            key = sql.SQL("md5(j.t)")
+        statement = sql.SQL(
+            "COPY (SELECT row_number() OVER (), {key}, j.t, md5(j.t) "
+            "FROM ({query}) q, LATERAL (SELECT to_jsonb(q)::text AS t) j) TO STDOUT"
+        ).format(key=key, query=sql.SQL(query))
+        timeout = self.options.get("export_timeout_ms", 6 * 3600 * 1000)
+        try:
+            self._connection.execute(
+                "SELECT set_config('statement_timeout', %s, true)", [str(timeout)]
+            )
+            cursor = self._connection.cursor()
+            with cursor.copy(statement, params) as copy:
+                batch: list[bytes] = []
+                for line in copy:
+                    batch.append(bytes(line))
+                    if len(batch) >= batch_size:
+                        yield batch
+                        batch = []
+                if batch:
+                    yield batch
         except psycopg.Error as exc:
             raise self._translate(exc, "The SQL query failed") from None
 

@@ -205,7 +205,6 @@ def _run_pipeline(*, run: ImportRun, renewer: Renewer, heartbeat: _Heartbeat) ->
         ImportRun.objects.filter(pk=run.pk).update(rows_read=result.rows_read)
 
     try:
-        stage.create()
         connector = get_connector(run.project)
         result = import_run_extract(
             run=run,
