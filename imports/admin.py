@@ -5,12 +5,14 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from imports.exceptions import ImportRequestError
+from imports.forms import ProjectAdminForm
 from imports.models import ImportRun, ImportRunEvent, Project
 from imports.services.runs import import_run_request
 
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = ["name", "connector", "mode", "is_active", "max_retries"]
     list_filter = ["is_active", "mode", "connector"]
     search_fields = ["name"]

@@ -1,6 +1,7 @@
 """Shared fixtures: real Redis, PostgreSQL and Celery workers."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -99,6 +100,8 @@ def make_project(db, make_connector):
             fields["connector"] = make_connector()
         fields.setdefault("name", f"project-{uuid.uuid4().hex[:8]}")
         fields.setdefault("key_fields", ["id"])
+        # A valid source by default; tests that import data pass their own.
+        fields.setdefault("source", {"path": "/nonexistent/importhub-test.csv"})
         return Project.objects.create(**fields)
 
     return make
@@ -160,10 +163,13 @@ def sql_execute(sql_source_url):
 class WorkerProcess:
     """A real ``celery worker`` process consuming the session's queue."""
 
-    def __init__(self, *, env: dict, log_path: Path, concurrency: int = 2):
+    def __init__(
+        self, *, env: dict, log_path: Path, concurrency: int = 2, pool: str = "prefork"
+    ):
         self.env = env
         self.log_path = log_path
         self.concurrency = concurrency
+        self.pool = pool
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "WorkerProcess":
@@ -183,6 +189,8 @@ class WorkerProcess:
                 self.env["IMPORTHUB_TASK_QUEUE"],
                 "-c",
                 str(self.concurrency),
+                "-P",
+                self.pool,
                 "-n",
                 f"test-{uuid.uuid4().hex[:8]}@%h",
                 "--without-gossip",
@@ -193,6 +201,7 @@ class WorkerProcess:
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -206,6 +215,11 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its children, as a crashed host would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -38,6 +38,7 @@ from imports.exceptions import (
 from imports.locks import project_lock
 from imports.models import ImportRun, ImportRunEvent, Project
 from imports.services.events import import_run_event_record
+from imports.validation import project_settings_errors
 from locking import Lock, LockingUnavailable
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,14 @@ def import_run_request(
         raise ProjectNotImportable(
             _("Connector “%(name)s” is disabled and accepts no imports.")
             % {"name": connector.name}
+        )
+    # Settings saved past the admin's form (a shell, a fixture) are checked
+    # here too: an invalid config never reaches a worker.
+    problems = project_settings_errors(project)
+    if problems:
+        raise ProjectNotImportable(
+            _("Project %(id)s cannot be imported: %(problems)s")
+            % {"id": project.pk, "problems": "; ".join(problems)}
         )
 
     lock = project_lock(project.pk, token=uuid.uuid4().hex, ttl=DISPATCH_GRACE_SECONDS)
