@@ -66,3 +66,17 @@ class DispatchFailed(ImportRequestError):
     def __init__(self, message: str, *, run=None):
         self.run = run
         super().__init__(message)
+
+
+class RunNotRetryable(ImportRequestError):
+    """Only a failed or cancelled run can be retried."""
+
+    status_code = 409
+    default_code = "run_not_retryable"
+
+
+class RunNotCancellable(ImportRequestError):
+    """Only a queued, waiting, running or retrying run can be cancelled."""
+
+    status_code = 409
+    default_code = "run_not_cancellable"

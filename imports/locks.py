@@ -60,3 +60,18 @@ def connector_slots(connector) -> Semaphore:
         ttl=settings.IMPORTHUB_LEASE_SECONDS,
         prefix=settings.IMPORTHUB_REDIS_PREFIX,
     )
+
+
+def _cancel_key(run_id: int) -> str:
+    return f"{settings.IMPORTHUB_REDIS_PREFIX}cancel:{int(run_id)}"
+
+
+def run_cancel_flag_set(run_id: int) -> None:
+    """Tell a running import to stop at its next batch boundary."""
+    redis_client().set(
+        _cancel_key(run_id), b"1", ex=int(settings.IMPORTHUB_MAX_RUNTIME_SECONDS)
+    )
+
+
+def run_cancel_requested(run_id: int) -> bool:
+    return bool(redis_client().exists(_cancel_key(run_id)))

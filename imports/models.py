@@ -287,6 +287,43 @@ class ImportRunEvent(models.Model):
         return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
+class ProjectEvent(models.Model):
+    """Something that happened to a project outside any run's life."""
+
+    class Kind(models.TextChoices):
+        SKIPPED_BUSY = "skipped_busy", _("Skipped: busy")
+        REJECTED_BUSY = "rejected_busy", _("Rejected: busy")
+        UNLOCKED = "unlocked", _("Force-unlocked")
+
+    project = models.ForeignKey(
+        Project,
+        on_delete=models.CASCADE,
+        related_name="events",
+        verbose_name=_("project"),
+    )
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    actor = models.CharField(
+        _("actor"),
+        max_length=150,
+        blank=True,
+        help_text=_("Who or what caused the event."),
+    )
+    message = models.TextField(_("message"), blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("project event")
+        verbose_name_plural = _("project events")
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-at"], name="project_event_project_at")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
 class Record(models.Model):
     """One record an import landed, keyed within its project.
 

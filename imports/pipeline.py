@@ -425,29 +425,44 @@ def import_run_extract(
 
 
 def import_run_load(*, run: ImportRun, stage: Stage, result: LoadResult) -> LoadResult:
-    """Merge the staged rows in one transaction, if the run's fence is newest.
+    """Merge the staged rows, if the run is still running and its fence newest.
+
+    Must be called inside the transaction that also records the run's end,
+    so that a cancel or a reaper either lands before the load (and nothing
+    is written) or finds the run finished.
 
     Raises:
+        ImportInterrupted: the run was cancelled or reaped meanwhile.
         FenceRejected: a newer run of the project holds a larger fence.
     """
+    if not connection.in_atomic_block:
+        raise RuntimeError("import_run_load() must run inside a transaction")
     project = run.project
-    with transaction.atomic():
-        # Serialise loads of one project and check the fence under the lock:
-        # a paused worker whose lease expired finds a newer token here.
-        Project.objects.select_for_update().filter(pk=project.pk).first()
-        newest = ImportRun.objects.filter(project_id=project.pk).aggregate(
-            top=Max("fencing_token")
-        )["top"]
-        if run.fencing_token is None or (newest or 0) > run.fencing_token:
-            raise FenceRejected(
-                f"run {run.pk} holds fencing token {run.fencing_token}, "
-                f"but the project's newest is {newest}"
-            )
-        counts = stage.merge(
-            project=project,
-            run_id=run.pk,
-            replace=project.mode == Project.Mode.REPLACE,
+    # Lock order, everywhere: the run row, then the project row.
+    status = (
+        ImportRun.objects.select_for_update()
+        .filter(pk=run.pk)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if status != ImportRun.Status.RUNNING:
+        raise ImportInterrupted(f"run {run.pk} is {status}")
+    # Serialise loads of one project and check the fence under the lock:
+    # a paused worker whose lease expired finds a newer token here.
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    newest = ImportRun.objects.filter(project_id=project.pk).aggregate(
+        top=Max("fencing_token")
+    )["top"]
+    if run.fencing_token is None or (newest or 0) > run.fencing_token:
+        raise FenceRejected(
+            f"run {run.pk} holds fencing token {run.fencing_token}, "
+            f"but the project's newest is {newest}"
         )
+    counts = stage.merge(
+        project=project,
+        run_id=run.pk,
+        replace=project.mode == Project.Mode.REPLACE,
+    )
     for name, value in counts.items():
         setattr(result, name, value)
     staged = result.rows_read - result.rows_rejected - result.duplicates

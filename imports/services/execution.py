@@ -18,13 +18,13 @@ Timeline of a run on a worker, and what each check protects against::
 import logging
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from connectors.exceptions import SourceError
 from connectors.registry import get_connector
-from imports.locks import project_lock
+from imports.locks import project_lock, run_cancel_requested
 from imports.models import ImportRun, ImportRunEvent
 from imports.pipeline import (
     FenceRejected,
@@ -198,7 +198,11 @@ def _run_pipeline(*, run: ImportRun, renewer: Renewer, heartbeat: _Heartbeat) ->
     stage = Stage(run.pk)
 
     def should_stop() -> bool:
-        return renewer.lost.is_set() or heartbeat.stopped
+        # Checked between batches: a lost lock, or a cancel (seen by the
+        # heartbeat, or flagged in Redis by the cancel service at once).
+        return (
+            renewer.lost.is_set() or heartbeat.stopped or run_cancel_requested(run.pk)
+        )
 
     def on_progress(result: LoadResult) -> None:
         # The pipeline calls this about once a second.
@@ -231,7 +235,16 @@ def _run_pipeline(*, run: ImportRun, renewer: Renewer, heartbeat: _Heartbeat) ->
                 % {"count": result.rows_rejected},
                 data={"samples": result.rejected_samples},
             )
-        import_run_load(run=run, stage=stage, result=result)
+        with transaction.atomic():
+            import_run_load(run=run, stage=stage, result=result)
+            _run_finish(
+                run=run,
+                status=ImportRun.Status.SUCCEEDED,
+                event_kind=ImportRunEvent.Kind.SUCCEEDED,
+                message=_success_message(result),
+                counts=result.counts(),
+                data={"duplicates": result.duplicates},
+            )
     except ImportInterrupted:
         if renewer.lost.is_set():
             _run_finish(
@@ -281,22 +294,16 @@ def _run_pipeline(*, run: ImportRun, renewer: Renewer, heartbeat: _Heartbeat) ->
         except Exception:
             logger.exception("could not drop the staging table of run %s", run.pk)
 
-    _run_finish(
-        run=run,
-        status=ImportRun.Status.SUCCEEDED,
-        event_kind=ImportRunEvent.Kind.SUCCEEDED,
-        message=_(
-            "%(read)s read, %(inserted)s inserted, %(updated)s updated, "
-            "%(unchanged)s unchanged, %(deleted)s deleted, %(rejected)s rejected."
-        )
-        % {
-            "read": result.rows_read,
-            "inserted": result.rows_inserted,
-            "updated": result.rows_updated,
-            "unchanged": result.rows_unchanged,
-            "deleted": result.rows_deleted,
-            "rejected": result.rows_rejected,
-        },
-        counts=result.counts(),
-        data={"duplicates": result.duplicates},
-    )
+
+def _success_message(result: LoadResult) -> str:
+    return _(
+        "%(read)s read, %(inserted)s inserted, %(updated)s updated, "
+        "%(unchanged)s unchanged, %(deleted)s deleted, %(rejected)s rejected."
+    ) % {
+        "read": result.rows_read,
+        "inserted": result.rows_inserted,
+        "updated": result.rows_updated,
+        "unchanged": result.rows_unchanged,
+        "deleted": result.rows_deleted,
+        "rejected": result.rows_rejected,
+    }

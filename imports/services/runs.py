@@ -34,9 +34,15 @@ from imports.exceptions import (
     LockServiceUnavailable,
     ProjectBusy,
     ProjectNotImportable,
+    RunNotCancellable,
+    RunNotRetryable,
 )
-from imports.locks import project_lock
-from imports.models import ImportRun, ImportRunEvent, Project
+from imports.locks import (
+    project_lock,
+    project_lock_force_release,
+    run_cancel_flag_set,
+)
+from imports.models import ImportRun, ImportRunEvent, Project, ProjectEvent
 from imports.services.events import import_run_event_record
 from imports.validation import project_settings_errors
 from locking import Lock, LockingUnavailable
@@ -215,3 +221,126 @@ def _import_run_publish(*, run: ImportRun, lock: Lock) -> None:
         run.refresh_from_db()
         raise DispatchFailed(reason, run=run) from exc
     import_run_event_record(run=run, kind=ImportRunEvent.Kind.DISPATCHED)
+
+
+def import_run_retry(*, run: ImportRun, requested_by: str) -> ImportRun:
+    """Start a new run of a failed or cancelled run's project, linked to it.
+
+    Raises:
+        RunNotRetryable: the run has not failed nor been cancelled.
+        ProjectBusy: and every other error of ``import_run_request``.
+    """
+    if run.status not in (ImportRun.Status.FAILED, ImportRun.Status.CANCELLED):
+        raise RunNotRetryable(
+            _("Run %(id)s is %(status)s; only failed or cancelled runs are retried.")
+            % {"id": run.pk, "status": run.get_status_display()}
+        )
+    project = Project.objects.select_related("connector").get(pk=run.project_id)
+    return import_run_request(
+        project=project,
+        requested_by=requested_by,
+        trigger=ImportRun.Trigger.RETRY,
+        retry_of=run,
+    )
+
+
+def import_run_cancel(
+    *, run: ImportRun, cancelled_by: str, reason: str = ""
+) -> ImportRun:
+    """Cancel an active run; it never starts (or goes on) after this.
+
+    A queued, waiting or retrying run is cancelled at once and its lock and
+    slot are freed. A running one is marked cancelled and told to stop: its
+    worker stops at the next batch boundary, writes nothing (the load checks
+    the status in its own transaction) and frees its lock itself.
+
+    Raises:
+        RunNotCancellable: the run is already finished.
+    """
+    with transaction.atomic():
+        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status not in ImportRun.ACTIVE_STATUSES:
+            raise RunNotCancellable(
+                _("Run %(id)s is %(status)s and cannot be cancelled.")
+                % {"id": locked.pk, "status": locked.get_status_display()}
+            )
+        previous = locked.status
+        locked.status = ImportRun.Status.CANCELLED
+        locked.finished_at = timezone.now()
+        locked.error_class = "Cancelled"
+        locked.error_message = (
+            _("Cancelled by %(who)s: %(reason)s")
+            % {"who": cancelled_by, "reason": reason}
+            if reason
+            else _("Cancelled by %(who)s.") % {"who": cancelled_by}
+        )
+        locked.save(
+            update_fields=["status", "finished_at", "error_class", "error_message"]
+        )
+        import_run_event_record(
+            run=locked,
+            kind=ImportRunEvent.Kind.CANCELLED,
+            actor=cancelled_by,
+            message=reason,
+            data={"from": previous},
+        )
+    try:
+        run_cancel_flag_set(locked.pk)
+        if previous != ImportRun.Status.RUNNING:
+            project_lock(locked.project_id, token=locked.lock_token).release()
+    except LockingUnavailable:
+        logger.warning("could not free the lock of cancelled run %s", locked.pk)
+    _after_run_freed(locked)
+    return locked
+
+
+def _after_run_freed(run: ImportRun) -> None:
+    """Hook for what follows a run leaving its slot (waiting runs start)."""
+
+
+def project_force_unlock(*, project: Project, unlocked_by: str, reason: str) -> dict:
+    """Free a stuck project: fail its active run and release its lock.
+
+    An operator's tool for a project whose lock or run outlived its worker.
+    Recorded as a project event (and on the run) with who and why.
+    Returns ``{"run": the run failed or None, "lock_released": bool}``.
+    """
+    if not reason.strip():
+        raise ValueError("a reason is required to force-unlock a project")
+    with transaction.atomic():
+        run = (
+            ImportRun.objects.select_for_update()
+            .active()
+            .filter(project_id=project.pk)
+            .first()
+        )
+        message = _("Force-unlocked by %(who)s: %(reason)s") % {
+            "who": unlocked_by,
+            "reason": reason,
+        }
+        if run is not None:
+            run.status = ImportRun.Status.FAILED
+            run.finished_at = timezone.now()
+            run.error_class = "ForceUnlocked"
+            run.error_message = message
+            run.save(
+                update_fields=["status", "finished_at", "error_class", "error_message"]
+            )
+            import_run_event_record(
+                run=run,
+                kind=ImportRunEvent.Kind.UNLOCKED,
+                actor=unlocked_by,
+                message=reason,
+            )
+        released = project_lock_force_release(project.pk)
+        ProjectEvent.objects.create(
+            project=project,
+            kind=ProjectEvent.Kind.UNLOCKED,
+            actor=unlocked_by,
+            message=reason,
+            data={"run": run.pk if run else None, "lock_released": released},
+        )
+    if run is not None:
+        run_cancel_flag_set(run.pk)
+        _after_run_freed(run)
+    return {"run": run, "lock_released": released}
