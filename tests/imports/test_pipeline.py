@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from imports.models import ImportRun, ImportRunEvent, Project, Record
 from imports.pipeline import FenceRejected, LoadResult, Stage, import_run_load
@@ -159,7 +159,8 @@ def test_a_newer_fence_refuses_the_commit(make_project):
             trigger="command",
             fencing_token=run.fencing_token + 1,
         )
-        with pytest.raises(FenceRejected):
+        ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING)
+        with pytest.raises(FenceRejected), transaction.atomic():
             import_run_load(run=run, stage=stage, result=LoadResult(rows_read=1))
     finally:
         stage.drop()
