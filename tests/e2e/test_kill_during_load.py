@@ -23,8 +23,12 @@ def load_is_running(url: str) -> bool:
     return row[0] > 0
 
 
-def test_sigkill_mid_load_changes_nothing(worker_env, make_project, write_csv):
+def test_sigkill_mid_load_changes_nothing(
+    worker_env, make_project, write_csv, settings
+):
     """SIGKILL during the merge: another connection sees the old records."""
+    # A queue of its own, so that only the worker killed here can take it.
+    settings.IMPORTHUB_TASK_QUEUE = f"{settings.IMPORTHUB_TASK_QUEUE}-kill"
     path = write_csv([(i, "old", i) for i in range(ROWS)])
     project = make_project(source={"path": str(path)})
     first = import_run_request(project=project, requested_by="t", trigger="command")
@@ -33,7 +37,7 @@ def test_sigkill_mid_load_changes_nothing(worker_env, make_project, write_csv):
 
     write_csv([(i, "new", i) for i in range(ROWS)], name=path.name)
     worker = WorkerProcess(
-        env=worker_env,
+        env={**worker_env, "IMPORTHUB_TASK_QUEUE": settings.IMPORTHUB_TASK_QUEUE},
         log_path=ARTIFACTS / "logs" / "celery-worker-killed.log",
         concurrency=1,
         pool="solo",
