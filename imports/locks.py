@@ -75,3 +75,16 @@ def run_cancel_flag_set(run_id: int) -> None:
 
 def run_cancel_requested(run_id: int) -> bool:
     return bool(redis_client().exists(_cancel_key(run_id)))
+
+
+def stat_incr(name: str, amount: int = 1) -> None:
+    """Count an event in Redis (read by the metrics endpoint); never fails."""
+    try:
+        redis_client().incrby(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}", amount)
+    except redis.RedisError:
+        pass
+
+
+def stat_get(name: str) -> int:
+    value = redis_client().get(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}")
+    return int(value or 0)

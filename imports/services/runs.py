@@ -41,6 +41,7 @@ from imports.locks import (
     project_lock,
     project_lock_force_release,
     run_cancel_flag_set,
+    stat_incr,
 )
 from imports.models import ImportRun, ImportRunEvent, Project, ProjectEvent
 from imports.services.events import import_run_event_record
@@ -91,7 +92,9 @@ def project_active_run(*, project_id: int) -> ImportRun | None:
 
 def _reject_busy(project: Project) -> ProjectBusy:
     active = project_active_run(project_id=project.pk)
-    # A rejection is an expected outcome, not an error: one INFO line.
+    # A rejection is an expected outcome, not an error: one INFO line and a
+    # counter; no row is written for it.
+    stat_incr("rejected_busy")
     logger.info(
         "import rejected: project busy",
         extra={"project_id": project.pk, "run_id": active.pk if active else None},
