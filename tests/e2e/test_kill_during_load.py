@@ -2,7 +2,6 @@
 
 import psycopg
 import pytest
-from django.conf import settings
 
 from imports.models import ImportRun, ImportRunEvent, Record
 from imports.services.execution import import_run_execute
