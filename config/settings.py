@@ -134,6 +134,14 @@ IMPORTHUB_DISPATCH_LOCK_SECONDS = env_float("IMPORTHUB_DISPATCH_LOCK_SECONDS", 3
 # The hard cap on one import's runtime (also the task's time limit).
 IMPORTHUB_MAX_RUNTIME_SECONDS = env_int("IMPORTHUB_MAX_RUNTIME_SECONDS", 6 * 3600)
 IMPORTHUB_BATCH_SIZE = env_int("IMPORTHUB_BATCH_SIZE", 5000)
+# Transient failures retry after base * 2^(attempt-1) seconds, with full
+# jitter, capped; a source's Retry-After is honoured when longer.
+IMPORTHUB_RETRY_BASE_SECONDS = env_float("IMPORTHUB_RETRY_BASE_SECONDS", 10.0)
+IMPORTHUB_RETRY_MAX_SECONDS = env_float("IMPORTHUB_RETRY_MAX_SECONDS", 900.0)
+# The sweep (beat) reaps lost workers, starts waiting runs and due retries.
+IMPORTHUB_SWEEP_SECONDS = env_float("IMPORTHUB_SWEEP_SECONDS", 15.0)
+# A cancelled run still running after this long is revoked by force.
+IMPORTHUB_CANCEL_GRACE_SECONDS = env_float("IMPORTHUB_CANCEL_GRACE_SECONDS", 60.0)
 IMPORTHUB_TASK_QUEUE = os.environ.get("IMPORTHUB_TASK_QUEUE", "imports")
 
 # Celery
@@ -163,6 +171,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 3,
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "importhub-sweep": {
+        "task": "imports.runs_sweep",
+        "schedule": IMPORTHUB_SWEEP_SECONDS,
+        "options": {"expires": IMPORTHUB_SWEEP_SECONDS},
+    },
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 LOGGING = {

@@ -51,12 +51,27 @@ def project_lock_force_release(project_id: int) -> bool:
     )
 
 
-def connector_slots(connector) -> Semaphore:
-    """The Redis semaphore holding a connector's import slots."""
+def connector_slots(connector, *, ttl: float | None = None) -> Semaphore:
+    """The Redis semaphore holding a connector's import slots.
+
+    A slot is a lease that expires ``ttl`` seconds (the run lease by
+    default) after its holder last renewed it, so a dead holder frees it.
+    """
     return Semaphore(
         redis_client(),
         f"connector:{connector.pk}",
         limit=connector.max_concurrent_imports,
+        ttl=ttl or settings.IMPORTHUB_LEASE_SECONDS,
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+    )
+
+
+def connector_slots_for_id(connector_id: int) -> Semaphore:
+    """The semaphore of a connector known by id (to release or inspect)."""
+    return Semaphore(
+        redis_client(),
+        f"connector:{int(connector_id)}",
+        limit=1,
         ttl=settings.IMPORTHUB_LEASE_SECONDS,
         prefix=settings.IMPORTHUB_REDIS_PREFIX,
     )

@@ -167,6 +167,21 @@ class ImportRun(models.Model):
         blank=True,
         help_text=_("When the worker last said the run is alive."),
     )
+    next_attempt_at = models.DateTimeField(
+        _("next attempt"),
+        null=True,
+        blank=True,
+        help_text=_("When a retrying run's next attempt is due."),
+    )
+    extracted_at = models.DateTimeField(
+        _("extracted"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the current attempt finished staging the source; a retry "
+            "of a failed load starts from the staged data."
+        ),
+    )
     rows_read = models.BigIntegerField(_("rows read"), default=0)
     rows_inserted = models.BigIntegerField(_("rows inserted"), default=0)
     rows_updated = models.BigIntegerField(_("rows updated"), default=0)
@@ -247,6 +262,7 @@ class ImportRunEvent(models.Model):
         DISPATCHED = "dispatched", _("Dispatched")
         DISPATCH_FAILED = "dispatch_failed", _("Dispatch failed")
         WAITING = "waiting", _("Waiting for a slot")
+        PROMOTED = "promoted", _("Slot taken")
         STARTED = "started", _("Started")
         EXTRACTED = "extracted", _("Extracted")
         LOADED = "loaded", _("Loaded")
@@ -257,6 +273,8 @@ class ImportRunEvent(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
         LOCK_LOST = "lock_lost", _("Lock lost")
         REAPED = "reaped", _("Worker lost")
+        REVOKED = "revoked", _("Revoked")
+        RESUMED = "resumed", _("Resumed from staged data")
         UNLOCKED = "unlocked", _("Force-unlocked")
         STALE_MESSAGE = "stale_message", _("Stale message ignored")
 

@@ -87,6 +87,11 @@ class Stage:
     def exists(self) -> bool:
         return self.table in connection.introspection.table_names()
 
+    def count(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {self.table}")
+            return cursor.fetchone()[0]
+
     def create(self, *, parse_json: bool = False) -> None:
         """Create the table; ``parse_json`` stages ``data`` as jsonb.
 

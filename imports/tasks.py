@@ -12,6 +12,7 @@ from imports.exceptions import ProjectBusy
 from imports.models import ImportRun, Project
 from imports.services.execution import import_run_execute
 from imports.services.runs import import_run_request, publishing_run_id
+from imports.services.sweep import runs_sweep
 
 
 def _call_kwargs(args, kwargs, name: str):
@@ -86,3 +87,9 @@ def project_import_task(project_id: int, requested_by: str = "") -> dict:
     except ProjectBusy as exc:
         return {"accepted": False, "detail": str(exc)}
     return {"accepted": True, "run_id": run.pk}
+
+
+@shared_task(name="imports.runs_sweep", ignore_result=True)
+def runs_sweep_task() -> dict:
+    """Reap lost workers, dispatch due retries, start waiting runs."""
+    return runs_sweep()

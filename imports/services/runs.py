@@ -29,7 +29,9 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from connectors.models import Connector
 from imports.exceptions import (
+    ConnectorBusy,
     DispatchFailed,
     LockServiceUnavailable,
     ProjectBusy,
@@ -45,8 +47,14 @@ from imports.locks import (
 )
 from imports.models import ImportRun, ImportRunEvent, Project, ProjectEvent
 from imports.services.events import import_run_event_record
+from imports.services.slots import (
+    connector_waiting_promote,
+    run_slot_acquire,
+    run_slot_extend,
+    run_slot_release,
+)
 from imports.validation import project_settings_errors
-from locking import Lock, LockingUnavailable
+from locking import LockingUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +157,29 @@ def import_run_request(
     if fence is None:
         raise _reject_busy(project)
 
+    # The connector's slot, taken with the run's token. Like the lock it
+    # starts with a short grace TTL and is extended once the run commits.
+    try:
+        has_slot = run_slot_acquire(
+            connector=connector, token=lock.token, ttl=DISPATCH_GRACE_SECONDS
+        )
+    except LockingUnavailable as exc:
+        lock.release()
+        raise LockServiceUnavailable(
+            _("The lock service (Redis) is unreachable: %(error)s") % {"error": exc}
+        ) from exc
+    if not has_slot and connector.when_busy == Connector.WhenBusy.REJECT:
+        lock.release()
+        stat_incr("rejected_connector_busy")
+        raise ConnectorBusy(connector, limit=connector.max_concurrent_imports)
+
     try:
         with transaction.atomic():
             run = ImportRun(
                 project=project,
-                status=ImportRun.Status.QUEUED,
+                status=ImportRun.Status.QUEUED
+                if has_slot
+                else ImportRun.Status.WAITING,
                 trigger=trigger,
                 requested_by=requested_by[:150],
                 retry_of=retry_of,
@@ -174,39 +200,86 @@ def import_run_request(
                     "retry_of": retry_of.pk if retry_of else None,
                 },
             )
-            transaction.on_commit(
-                lambda: _import_run_publish(run=run, lock=lock), robust=False
-            )
+            if has_slot:
+                transaction.on_commit(
+                    lambda: import_run_dispatch(run=run), robust=False
+                )
+            else:
+                import_run_event_record(
+                    run=run,
+                    kind=ImportRunEvent.Kind.WAITING,
+                    actor="scheduler",
+                    message=_(
+                        "All %(limit)s slots of connector “%(name)s” are taken; "
+                        "the run starts by itself when one frees."
+                    )
+                    % {
+                        "limit": connector.max_concurrent_imports,
+                        "name": connector.name,
+                    },
+                )
+                transaction.on_commit(lambda: _import_run_wait(run=run), robust=False)
     except IntegrityError:
         lock.release()
+        if has_slot:
+            run_slot_release(connector_id=connector.pk, token=lock.token)
         if ImportRun.objects.active().filter(project_id=project.pk).exists():
             raise _reject_busy(project)
         raise
     return run
 
 
-def _import_run_publish(*, run: ImportRun, lock: Lock) -> None:
-    """Publish the run's task; on failure fail the run and free the project."""
+def _import_run_wait(*, run: ImportRun) -> None:
+    """A waiting run keeps its project locked until a slot frees."""
+    lock = project_lock(run.project_id, token=run.lock_token)
+    try:
+        if not lock.extend(settings.IMPORTHUB_DISPATCH_LOCK_SECONDS):
+            lock.acquire(fence_floor=run.fencing_token or 0)
+    except LockingUnavailable:
+        logger.warning("could not extend the lock of waiting run %s", run.pk)
+    # A slot may have freed between the take and the commit.
+    connector_waiting_promote(connector_id=run.project.connector_id)
+
+
+def import_run_dispatch(*, run: ImportRun, countdown: float | None = None) -> None:
+    """Publish a queued (or retrying) run's task; the only publisher there is.
+
+    The run's project lock and slot are extended to the queued lease first.
+    If the broker refuses, the run is failed with the reason and its lock
+    and slot are freed, and ``DispatchFailed`` is raised.
+    """
     # Local import: the tasks module imports the services.
     from imports.tasks import import_run_execute_task
 
+    lock = project_lock(run.project_id, token=run.lock_token)
+    hold = settings.IMPORTHUB_DISPATCH_LOCK_SECONDS + (countdown or 0)
     try:
-        if not lock.extend(settings.IMPORTHUB_DISPATCH_LOCK_SECONDS):
+        if not lock.extend(hold):
             # The grace ran out before the commit; the worker re-takes the
             # lock with the run's token, and the database holds the project.
             lock.acquire(fence_floor=run.fencing_token or 0)
+        if run.status == ImportRun.Status.QUEUED:
+            run_slot_extend(
+                connector=run.project.connector, token=run.lock_token, ttl=hold
+            )
     except LockingUnavailable:
         logger.warning("could not extend the lock of run %s", run.pk)
 
     try:
         with _publishing(run.pk):
             import_run_execute_task.apply_async(
-                kwargs={"run_id": run.pk}, task_id=run.celery_task_id
+                kwargs={"run_id": run.pk},
+                task_id=run.celery_task_id if countdown is None else None,
+                countdown=countdown,
             )
     except Exception as exc:
         reason = _("The task could not be sent to the broker: %(error)s") % {
             "error": f"{type(exc).__name__}: {exc}"
         }
+        if countdown is not None:
+            # A retry's message: the sweep dispatches due retries anyway.
+            logger.warning("retry message of run %s not sent: %s", run.pk, exc)
+            return
         logger.error("dispatch of run %s failed: %s", run.pk, exc)
         ImportRun.objects.filter(pk=run.pk, status=ImportRun.Status.QUEUED).update(
             status=ImportRun.Status.FAILED,
@@ -221,9 +294,11 @@ def _import_run_publish(*, run: ImportRun, lock: Lock) -> None:
             lock.release()
         except LockingUnavailable:
             logger.warning("could not release the lock of run %s", run.pk)
+        run_slot_release(connector_id=run.project.connector_id, token=run.lock_token)
         run.refresh_from_db()
         raise DispatchFailed(reason, run=run) from exc
-    import_run_event_record(run=run, kind=ImportRunEvent.Kind.DISPATCHED)
+    if countdown is None:
+        import_run_event_record(run=run, kind=ImportRunEvent.Kind.DISPATCHED)
 
 
 def import_run_retry(*, run: ImportRun, requested_by: str) -> ImportRun:
@@ -293,12 +368,19 @@ def import_run_cancel(
             project_lock(locked.project_id, token=locked.lock_token).release()
     except LockingUnavailable:
         logger.warning("could not free the lock of cancelled run %s", locked.pk)
-    _after_run_freed(locked)
+    if previous != ImportRun.Status.RUNNING:
+        # A running run's worker gives its slot back when it stops.
+        _run_slot_free(locked)
     return locked
 
 
-def _after_run_freed(run: ImportRun) -> None:
-    """Hook for what follows a run leaving its slot (waiting runs start)."""
+def _run_slot_free(run: ImportRun) -> None:
+    """Give back the run's slot and start whoever waits for one."""
+    connector_id = Project.objects.values_list("connector_id", flat=True).get(
+        pk=run.project_id
+    )
+    run_slot_release(connector_id=connector_id, token=run.lock_token)
+    connector_waiting_promote(connector_id=connector_id)
 
 
 def project_force_unlock(*, project: Project, unlocked_by: str, reason: str) -> dict:
@@ -345,5 +427,5 @@ def project_force_unlock(*, project: Project, unlocked_by: str, reason: str) -> 
         )
     if run is not None:
         run_cancel_flag_set(run.pk)
-        _after_run_freed(run)
+        _run_slot_free(run)
     return {"run": run, "lock_released": released}
