@@ -13,6 +13,10 @@ _session = uuid.uuid4().hex[:10]
 os.environ.setdefault("IMPORTHUB_TASK_QUEUE", f"imports-test-{_session}")
 os.environ.setdefault("IMPORTHUB_REDIS_PREFIX", f"importhub-test-{_session}:")
 os.environ.setdefault("IMPORTHUB_LEASE_SECONDS", "6")
+os.environ.setdefault("IMPORTHUB_RETRY_BASE_SECONDS", "0.2")
+os.environ.setdefault("IMPORTHUB_RETRY_MAX_SECONDS", "2")
+os.environ.setdefault("IMPORTHUB_SWEEP_SECONDS", "1")
+os.environ.setdefault("IMPORTHUB_CANCEL_GRACE_SECONDS", "2")
 
 from config.settings import *  # noqa: E402,F403
 

@@ -1,0 +1,95 @@
+"""Connector slots: queue or reject when every slot is taken."""
+
+import pytest
+
+from connectors.models import Connector
+from imports.exceptions import ConnectorBusy
+from imports.locks import connector_slots, project_lock_owner
+from imports.models import ImportRun, ImportRunEvent
+from imports.services.execution import import_run_execute
+from imports.services.runs import import_run_cancel, import_run_request
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def request(project):
+    return import_run_request(project=project, requested_by="t", trigger="command")
+
+
+@pytest.fixture
+def one_slot(make_connector):
+    return make_connector(max_concurrent_imports=1)
+
+
+def test_full_connector_queues_the_run_as_waiting(one_slot, make_project, published):
+    """With every slot taken, a queue connector accepts the run as waiting."""
+    first = request(make_project(connector=one_slot))
+    second_project = make_project(connector=one_slot)
+    second = request(second_project)
+    assert (first.status, second.status) == (
+        ImportRun.Status.QUEUED,
+        ImportRun.Status.WAITING,
+    )
+    assert published() == 1  # nothing is sent for a waiting run
+    # A waiting run still holds its project's lock: the project is busy.
+    assert project_lock_owner(second_project.pk) == second.lock_token
+    message = second.events.get(kind=ImportRunEvent.Kind.WAITING).message
+    assert "1" in message and one_slot.name in message
+
+
+def test_waiting_run_starts_by_itself_when_a_slot_frees(
+    one_slot, make_project, write_csv, published
+):
+    """When the running import ends, the oldest waiting run is dispatched."""
+    path = write_csv([(1, "a", 1)])
+    first = request(make_project(connector=one_slot, source={"path": str(path)}))
+    second = request(make_project(connector=one_slot, source={"path": str(path)}))
+    third = request(make_project(connector=one_slot, source={"path": str(path)}))
+    import_run_execute(run_id=first.pk)
+    second.refresh_from_db()
+    third.refresh_from_db()
+    assert second.status == ImportRun.Status.QUEUED  # first come, first served
+    assert third.status == ImportRun.Status.WAITING
+    assert published() == 2
+    assert second.events.filter(kind=ImportRunEvent.Kind.PROMOTED).exists()
+    import_run_execute(run_id=second.pk)
+    import_run_execute(run_id=third.pk)
+    assert set(
+        ImportRun.objects.filter(pk__in=[first.pk, second.pk, third.pk]).values_list(
+            "status", flat=True
+        )
+    ) == {ImportRun.Status.SUCCEEDED}
+    assert connector_slots(one_slot).count() == 0
+
+
+def test_cancelling_a_waiting_run_frees_its_place(one_slot, make_project):
+    """A cancelled waiting run never starts, and holds no slot."""
+    request(make_project(connector=one_slot))
+    waiting = request(make_project(connector=one_slot))
+    import_run_cancel(run=waiting, cancelled_by="op")
+    assert connector_slots(one_slot).count() == 1
+
+
+def test_reject_connector_refuses_with_its_name_and_limit(make_connector, make_project):
+    """A reject connector refuses the request and leaves nothing behind."""
+    connector = make_connector(
+        name="CRM API", max_concurrent_imports=1, when_busy=Connector.WhenBusy.REJECT
+    )
+    request(make_project(connector=connector))
+    project = make_project(connector=connector)
+    with pytest.raises(ConnectorBusy) as excinfo:
+        request(project)
+    message = str(excinfo.value)
+    assert "CRM API" in message and "1" in message
+    assert not ImportRun.objects.filter(project=project).exists()
+    assert project_lock_owner(project.pk) is None
+    assert connector_slots(connector).count() == 1
+
+
+def test_raised_limit_takes_effect_at_once(one_slot, make_project):
+    """More slots on the connector: the next request runs instead of waiting."""
+    request(make_project(connector=one_slot))
+    one_slot.max_concurrent_imports = 2
+    one_slot.save()
+    second = request(make_project(connector=one_slot))
+    assert second.status == ImportRun.Status.QUEUED
