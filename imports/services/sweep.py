@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -244,9 +244,17 @@ def stages_drop_orphaned() -> int:
         .values_list("pk", flat=True)
     )
     dropped = 0
-    with connection.cursor() as cursor:
-        for run_id, table in tables.items():
-            if run_id not in active:
-                cursor.execute(f"DROP TABLE IF EXISTS {table}")  # noqa: S608
-                dropped += 1
+    for run_id, table in tables.items():
+        if run_id in active:
+            continue
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    # A paused worker may still hold the table (its COPY is
+                    # open): never wait for it, try again next sweep.
+                    cursor.execute("SET LOCAL lock_timeout = '500ms'")
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        except OperationalError:
+            continue
+        dropped += 1
     return dropped
