@@ -106,7 +106,8 @@ def test_stage_of_a_finished_run_is_dropped(make_project):
     )
     stage = Stage(run.pk)
     stage.create()
-    assert stages_drop_orphaned() == 0  # the run is still active
+    stages_drop_orphaned()
+    assert stage.table in connection.introspection.table_names()  # still active
     ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.FAILED)
-    assert stages_drop_orphaned() == 1
+    assert stages_drop_orphaned() >= 1
     assert stage.table not in connection.introspection.table_names()
