@@ -165,8 +165,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Longer than any import, so the Redis transport never redelivers a
-    # message whose task is still running (late ack).
-    "visibility_timeout": IMPORTHUB_MAX_RUNTIME_SECONDS + 3600,
+    # message whose task is still running (late ack). Were it redelivered
+    # anyway, the run is no longer startable and the copy is ignored.
+    "visibility_timeout": env_float(
+        "CELERY_VISIBILITY_TIMEOUT", IMPORTHUB_MAX_RUNTIME_SECONDS + 3600
+    ),
     "socket_timeout": 5,
     "socket_connect_timeout": 3,
 }
