@@ -100,3 +100,47 @@ def test_duplicate_message_of_a_running_import_is_ignored(
     assert ImportRunEvent.Kind.STALE_MESSAGE in kinds
     assert kinds.count(ImportRunEvent.Kind.STARTED) == 1
     assert Record.objects.filter(project=project).count() == 1000
+
+
+def test_cancelled_run_that_does_not_stop_is_revoked(
+    worker_env, own_queue, make_project, settings
+):
+    """A run cancelled while stuck in a slow read is revoked after the grace:
+    its worker process is terminated and the project is free again."""
+    from imports.locks import project_lock_owner
+    from imports.services.runs import import_run_cancel
+    from imports.services.sweep import runs_sweep
+
+    server = LocalHttpServer().start()
+    server.route("/stuck.csv", Reply(body="id\n1\n", delay=60))
+    project = make_project(source={"url": server.url("/stuck.csv")})
+    worker = WorkerProcess(
+        env={**worker_env, "IMPORTHUB_TASK_QUEUE": own_queue},
+        log_path=ARTIFACTS / "logs" / "revoke.log",
+        concurrency=1,
+    ).start()
+    try:
+        run = import_run_request(project=project, requested_by="t", trigger="command")
+        wait_for(
+            lambda: ImportRun.objects.get(pk=run.pk).status == ImportRun.Status.RUNNING,
+            timeout=30,
+            interval=0.02,
+        )
+        import_run_cancel(run=run, cancelled_by="op", reason="stuck")
+        assert project_lock_owner(project.pk) == run.lock_token  # still running
+
+        def revoked():
+            runs_sweep()
+            return run.events.filter(kind=ImportRunEvent.Kind.REVOKED).exists()
+
+        wait_for(
+            revoked, timeout=settings.IMPORTHUB_CANCEL_GRACE_SECONDS + 20, interval=0.5
+        )
+        assert project_lock_owner(project.pk) is None
+        wait_for(lambda: b"Terminating" in worker.log_path.read_bytes(), timeout=20)
+    finally:
+        worker.stop()
+        server.stop()
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.CANCELLED
+    assert not Record.objects.filter(project=project).exists()
