@@ -265,11 +265,16 @@ def import_run_dispatch(*, run: ImportRun, countdown: float | None = None) -> No
     except LockingUnavailable:
         logger.warning("could not extend the lock of run %s", run.pk)
 
+    if countdown is not None:
+        # Each attempt's message has an id of its own, recorded so that a
+        # cancel can revoke the attempt that is actually running.
+        run.celery_task_id = str(uuid.uuid4())
+        ImportRun.objects.filter(pk=run.pk).update(celery_task_id=run.celery_task_id)
     try:
         with _publishing(run.pk):
             import_run_execute_task.apply_async(
                 kwargs={"run_id": run.pk},
-                task_id=run.celery_task_id if countdown is None else None,
+                task_id=run.celery_task_id,
                 countdown=countdown,
             )
     except Exception as exc:
