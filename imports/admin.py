@@ -529,6 +529,13 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not (obj.error_class or obj.error_message):
+            # A run without an error does not show an empty Error section.
+            fieldsets = [fs for fs in fieldsets if fs[0] != _("Error")]
+        return fieldsets
+
     def has_delete_permission(self, request, obj=None):
         # An active run holds its project: it is cancelled, never deleted.
         if obj is not None and obj.is_active:
@@ -660,7 +667,11 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
                     "%(count)d run was retried.", "%(count)d runs were retried.", done
                 )
                 % {"count": done},
-                ngettext("%(count)d was not:", "%(count)d were not:", len(failures))
+                ngettext(
+                    "%(count)d was not retried:",
+                    "%(count)d were not retried:",
+                    len(failures),
+                )
                 % {"count": len(failures)},
                 failures,
             ),
@@ -686,7 +697,11 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
                     done,
                 )
                 % {"count": done},
-                ngettext("%(count)d was not:", "%(count)d were not:", len(failures))
+                ngettext(
+                    "%(count)d was not cancelled:",
+                    "%(count)d were not cancelled:",
+                    len(failures),
+                )
                 % {"count": len(failures)},
                 failures,
             ),

@@ -243,7 +243,7 @@ class TestBulkActions:
         )
         [(level, text)] = shown_messages(response)
         assert level == "warning"
-        assert text.startswith("2 runs were retried. 2 were not: ")
+        assert text.startswith("2 runs were retried. 2 were not retried: ")
         assert PROJECT_BUSY_MESSAGE.format(project_id=busy.project_id) in text
         assert f"Run {active.pk} is Queued" in text
         assert ImportRun.objects.filter(retry_of__in=[first, second]).count() == 2
@@ -258,7 +258,7 @@ class TestBulkActions:
         response = self.act(admin_client, "retry_selected", [run])
         [(level, text)] = shown_messages(response)
         assert level == "error"
-        assert text.startswith("0 runs were retried. 1 was not: ")
+        assert text.startswith("0 runs were retried. 1 was not retried: ")
 
     def test_cancel_selected(self, admin_client, make_project, request_run, failed_run):
         """Active runs are cancelled; a finished one is named with the reason."""
@@ -267,7 +267,7 @@ class TestBulkActions:
         response = self.act(admin_client, "cancel_selected", [one, two, done])
         [(level, text)] = shown_messages(response)
         assert level == "warning"
-        assert text.startswith("2 runs were cancelled. 1 was not: ")
+        assert text.startswith("2 runs were cancelled. 1 was not cancelled: ")
         assert f"Run {done.pk} is Failed and cannot be cancelled." in text
         assert set(
             ImportRun.objects.filter(pk__in=[one.pk, two.pk]).values_list(
