@@ -867,7 +867,8 @@ def runs_chart(days: list) -> dict:
         )
     return {
         "bars": bars,
-        "width": len(days) * (width + gap),
+        # Room for the last day's label past its bar.
+        "width": len(days) * (width + gap) + 16,
         "height": height,
         "bar_width": width,
         "top": top,
