@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench soak services venv clean
+.PHONY: run test lint format bench soak services browser venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,14 @@ venv: $(STAMP)
 services:
 	@bash scripts/ensure_services.sh
 
+# The browser tests' Chromium (Debian's package; installed when missing).
+browser:
+	@bash scripts/ensure_browser.sh
+
 run: venv
 	@bash scripts/run.sh
 
-test: venv services
+test: venv services browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -77,6 +77,9 @@ class Project(models.Model):
         verbose_name = _("project")
         verbose_name_plural = _("projects")
         ordering = ["name"]
+        permissions = [
+            ("force_unlock_project", _("Can force-unlock a project")),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -227,6 +230,10 @@ class ImportRun(models.Model):
         verbose_name = _("import run")
         verbose_name_plural = _("import runs")
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("retry_importrun", _("Can retry an import run")),
+            ("cancel_importrun", _("Can cancel an import run")),
+        ]
         constraints = [
             # The database half of "one import per project": whatever Redis
             # says, a second active run of a project cannot be written.
