@@ -22,14 +22,17 @@ def test_slots_and_waiting_runs(
     slots = connector_slots(connector)
     slots.acquire("run-a")
     slots.acquire("run-b")
-    project = make_project(connector=connector)
-    run = request_run(project)
-    ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.WAITING)
+    first = request_run(make_project(connector=connector))  # takes the last slot
+    run = request_run(make_project(connector=connector))
+    assert (first.status, run.status) == (
+        ImportRun.Status.QUEUED,
+        ImportRun.Status.WAITING,
+    )
     html = admin_client.get(change_url(connector)).content.decode()
-    assert '<span class="connector-slots">2 / 3</span>' in html
+    assert '<span class="connector-slots">3 / 3</span>' in html
     assert f'<a href="/admin/imports/importrun/{run.pk}/change/">#{run.pk}</a>' in html
     listing = admin_client.get(reverse("admin:connectors_connector_changelist"))
-    assert '<span class="connector-slots">2 / 3</span>' in listing.content.decode()
+    assert '<span class="connector-slots">3 / 3</span>' in listing.content.decode()
 
 
 @pytest.fixture

@@ -83,8 +83,8 @@ def test_the_sections(
     assert html.count('<g class="day"') == 30
     # In progress.
     assert f'<a href="/admin/imports/importrun/{active.pk}/change/">' in html
-    # Connectors with slot use.
-    assert "1 / 4" in html
+    # Connectors with slot use: the lease taken by hand and the queued run's.
+    assert "2 / 4" in html
     # Slowest first.
     assert html.index("slow project") < html.index("fast project")
     assert "30:00" in html

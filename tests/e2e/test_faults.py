@@ -67,6 +67,7 @@ def backends(query_prefix: str) -> list[int]:
     with psycopg.connect(database_url(), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE state = 'active' "
+            "AND datname = current_database() "
             "AND query LIKE %s AND pid <> pg_backend_pid()",
             [query_prefix + "%"],
         ).fetchall()

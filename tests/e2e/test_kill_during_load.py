@@ -16,8 +16,8 @@ ROWS = 200_000
 def load_is_running(url: str) -> bool:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE state = 'active' AND query LIKE 'WITH changed AS%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+            "AND datname = current_database() AND query LIKE 'WITH changed AS%'"
         ).fetchone()
     return row[0] > 0
 
