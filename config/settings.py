@@ -56,6 +56,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_results",
     "django_celery_beat",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "connectors",
     "imports",
 ]
@@ -164,6 +167,28 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+
+# The HTTP API (imports/api/): JSON, token authentication only, so service
+# clients need no session or CSRF token. Starting an import needs the
+# imports.add_importrun permission, reading runs imports.view_importrun.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "importhub API",
+    "DESCRIPTION": "Start imports of projects and follow their runs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+# GET /metrics (Prometheus); open when unset, else needs
+# "Authorization: Bearer <token>".
+IMPORTHUB_METRICS_TOKEN = os.environ.get("IMPORTHUB_METRICS_TOKEN", "")
 
 LOGGING = {
     "version": 1,
