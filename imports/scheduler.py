@@ -28,6 +28,8 @@ import time
 
 from celery import schedules
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
@@ -87,6 +89,24 @@ class ImporthubScheduler(DatabaseScheduler):
         except Exception:
             logger.exception("could not save the run times of %s entries", len(dirty))
             self._dirty |= dirty
+
+    def update_from_dict(self, mapping):
+        # Two beats starting together both create the default entries
+        # (celery.backend_cleanup); the loser of that race reads the row
+        # the winner wrote instead of logging an error.
+        entries = {}
+        for name, fields in mapping.items():
+            for attempt in (1, 2):
+                try:
+                    entry = self.Entry.from_entry(name, app=self.app, **fields)
+                except (IntegrityError, ValidationError):
+                    if attempt == 2:
+                        logger.exception("cannot add schedule entry %r", name)
+                    continue
+                if entry.model.enabled:
+                    entries[name] = entry
+                break
+        self.schedule.update(entries)
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         window = tick_window_seconds(entry.schedule)
