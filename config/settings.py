@@ -190,6 +190,8 @@ SPECTACULAR_SETTINGS = {
 # GET /metrics (Prometheus); open when unset, else needs
 # "Authorization: Bearer <token>".
 IMPORTHUB_METRICS_TOKEN = os.environ.get("IMPORTHUB_METRICS_TOKEN", "")
+# Run durations and waits are histograms of the runs of this recent window.
+IMPORTHUB_METRICS_WINDOW_SECONDS = env_int("IMPORTHUB_METRICS_WINDOW_SECONDS", 3600)
 
 LOGGING = {
     "version": 1,
