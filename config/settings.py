@@ -167,6 +167,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # django-celery-beat, made O(1) per tick and safe with two beats (see there).
 CELERY_BEAT_SCHEDULER = "imports.scheduler:ImporthubScheduler"
+# Threads of a beat process that run the guard for due schedules.
+IMPORTHUB_BEAT_DISPATCH_THREADS = env_int("IMPORTHUB_BEAT_DISPATCH_THREADS", 8)
 CELERY_TIMEZONE = TIME_ZONE
 
 # The HTTP API (imports/api/): JSON, token authentication only, so service
