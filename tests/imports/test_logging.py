@@ -2,6 +2,7 @@
 
 import json
 import logging
+import uuid
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_worker_log_lines_of_a_run_carry_its_ids(
         IMPORTHUB_TASK_QUEUE=settings.IMPORTHUB_TASK_QUEUE,
         IMPORTHUB_REDIS_PREFIX=settings.IMPORTHUB_REDIS_PREFIX,
     )
-    log_path = ARTIFACTS / "logs" / f"json-worker-{tmp_path.name}.log"
+    log_path = ARTIFACTS / "logs" / f"json-worker-{uuid.uuid4().hex[:8]}.log"
     worker = WorkerProcess(env=env, log_path=log_path, concurrency=1).start()
     try:
         project = make_project(source={"path": str(write_csv([(1, "a", 2)]))})
