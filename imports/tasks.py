@@ -104,7 +104,8 @@ class ProjectImportScheduledTask(Task):
         run = project_import_scheduled(project_id=project_id)
         if run is not None:
             return self.AsyncResult(run.celery_task_id)
-        return self.AsyncResult(task_id or "skipped")
+        # Skipped: nothing was sent; an id that names no message.
+        return self.AsyncResult(task_id or f"skipped-{project_id}")
 
 
 @shared_task(
