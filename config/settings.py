@@ -56,6 +56,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_results",
     "django_celery_beat",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "connectors",
     "imports",
 ]
@@ -173,7 +176,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
     "socket_connect_timeout": 3,
 }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat, made O(1) per tick and safe with two beats (see there).
+CELERY_BEAT_SCHEDULER = "imports.scheduler:ImporthubScheduler"
+# Threads of a beat process that run the guard for due schedules.
+IMPORTHUB_BEAT_DISPATCH_THREADS = env_int("IMPORTHUB_BEAT_DISPATCH_THREADS", 8)
 CELERY_BEAT_SCHEDULE = {
     "importhub-sweep": {
         "task": "imports.runs_sweep",
@@ -183,14 +189,47 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 
+# The HTTP API (imports/api/): JSON, token authentication only, so service
+# clients need no session or CSRF token. Starting an import needs the
+# imports.add_importrun permission, reading runs imports.view_importrun.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "importhub API",
+    "DESCRIPTION": "Start imports of projects and follow their runs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+# GET /metrics (Prometheus); open when unset, else needs
+# "Authorization: Bearer <token>".
+IMPORTHUB_METRICS_TOKEN = os.environ.get("IMPORTHUB_METRICS_TOKEN", "")
+# Run durations and waits are histograms of the runs of this recent window.
+IMPORTHUB_METRICS_WINDOW_SECONDS = env_int("IMPORTHUB_METRICS_WINDOW_SECONDS", 3600)
+
+# LOG_FORMAT=json: one JSON object per line (imports/logging.py). Either
+# way every record made while a run is handled carries run_id/project_id.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"run_context": {"()": "imports.logging.RunContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "imports.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["run_context"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

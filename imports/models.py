@@ -317,6 +317,7 @@ class ProjectEvent(models.Model):
 
     class Kind(models.TextChoices):
         SKIPPED_BUSY = "skipped_busy", _("Skipped: busy")
+        SKIPPED_INVALID = "skipped_invalid", _("Skipped: refused")
         REJECTED_BUSY = "rejected_busy", _("Rejected: busy")
         UNLOCKED = "unlocked", _("Force-unlocked")
 

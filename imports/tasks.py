@@ -93,3 +93,37 @@ def project_import_task(project_id: int, requested_by: str = "") -> dict:
 def runs_sweep_task() -> dict:
     """Reap lost workers, dispatch due retries, start waiting runs."""
     return runs_sweep()
+
+
+class ProjectImportScheduledTask(Task):
+    """A beat tick runs the guard in the beat process itself.
+
+    Accepted: the run's execute task is the only message published.
+    Refused (busy or otherwise): a project event is recorded and nothing at
+    all is published. So a second beat process running the same schedule
+    adds no run and no broker message: its guard call is refused first.
+    """
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, **options):
+        from imports.services.schedules import project_import_scheduled
+
+        project_id = _call_kwargs(args, kwargs, "project_id")
+        run = project_import_scheduled(project_id=project_id)
+        if run is not None:
+            return self.AsyncResult(run.celery_task_id)
+        # Skipped: nothing was sent; an id that names no message.
+        return self.AsyncResult(task_id or f"skipped-{project_id}")
+
+
+@shared_task(
+    base=ProjectImportScheduledTask,
+    name="imports.project_import_scheduled",
+    ignore_result=True,
+)
+def project_import_scheduled_task(project_id: int) -> int | None:
+    """Reached only by a message sent by name from elsewhere: the same tick,
+    guarded on the worker."""
+    from imports.services.schedules import project_import_scheduled
+
+    run = project_import_scheduled(project_id=project_id)
+    return run.pk if run is not None else None

@@ -2,8 +2,7 @@
 
 import json
 
-from django.core.management.base import BaseCommand
-
+from imports.management.base import OperatorCommand, bad_arguments, parse_since
 from imports.models import ImportRun
 
 COUNT_FIELDS = (
@@ -36,7 +35,7 @@ def first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Show import runs, newest first."
 
     def add_arguments(self, parser):
@@ -49,6 +48,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--failed", action="store_true", help="Only failed runs.")
         parser.add_argument(
+            "--since",
+            metavar="WHEN",
+            help="Only runs created since then: an ISO date-time or an age "
+            "(30m, 24h, 7d).",
+        )
+        parser.add_argument(
             "--limit",
             type=int,
             default=100,
@@ -56,7 +61,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if options["active"] and options["failed"]:
+            raise bad_arguments("--active and --failed exclude each other.")
+        if options["limit"] < 0:
+            raise bad_arguments("--limit cannot be negative.")
         runs = ImportRun.objects.order_by("-created_at", "-id")
+        if options["since"]:
+            runs = runs.filter(created_at__gte=parse_since(options["since"]))
         if options["project"]:
             runs = runs.filter(project_id=options["project"])
         if options["active"]:

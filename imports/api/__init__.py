@@ -1,0 +1,1 @@
+"""The HTTP API: start imports and follow their runs, for other services."""

@@ -1,0 +1,78 @@
+"""JSON shapes of the HTTP API."""
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from imports.models import ImportRun
+
+COUNT_FIELDS = (
+    "read",
+    "inserted",
+    "updated",
+    "unchanged",
+    "deleted",
+    "rejected",
+)
+
+
+class RunCountsSerializer(serializers.Serializer):
+    read = serializers.IntegerField(source="rows_read")
+    inserted = serializers.IntegerField(source="rows_inserted")
+    updated = serializers.IntegerField(source="rows_updated")
+    unchanged = serializers.IntegerField(source="rows_unchanged")
+    deleted = serializers.IntegerField(source="rows_deleted")
+    rejected = serializers.IntegerField(source="rows_rejected")
+
+
+class RunLinksSerializer(serializers.Serializer):
+    self = serializers.CharField()
+    project_runs = serializers.CharField()
+
+
+class ImportRunSerializer(serializers.ModelSerializer):
+    counts = RunCountsSerializer(source="*", read_only=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportRun
+        fields = [
+            "id",
+            "project",
+            "status",
+            "trigger",
+            "requested_by",
+            "attempt",
+            "retry_of",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "counts",
+            "error_class",
+            "error_message",
+            "links",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(RunLinksSerializer)
+    def get_links(self, run: ImportRun) -> dict:
+        return {
+            "self": reverse("api:run-detail", kwargs={"pk": run.pk}),
+            "project_runs": reverse(
+                "api:project-runs", kwargs={"project_id": run.project_id}
+            ),
+        }
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+class ProjectBusySerializer(serializers.Serializer):
+    detail = serializers.CharField(
+        help_text="Проект/источник с id <id> уже обновляется"
+    )
+    active_run = serializers.IntegerField(
+        allow_null=True, help_text="The id of the run that holds the project."
+    )

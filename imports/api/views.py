@@ -1,0 +1,114 @@
+"""Views of the HTTP API; each calls one service or reads runs."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from imports.api.permissions import CanStartImports, CanViewRuns
+from imports.api.serializers import (
+    ErrorSerializer,
+    ImportRunSerializer,
+    ProjectBusySerializer,
+)
+from imports.exceptions import ImportRequestError, ProjectBusy
+from imports.models import ImportRun, Project
+from imports.services.runs import import_run_request
+
+
+class ProjectImportCreateView(APIView):
+    """Start an import of a project."""
+
+    permission_classes = [IsAuthenticated, CanStartImports]
+
+    @extend_schema(
+        operation_id="project_import_create",
+        request=None,
+        responses={
+            202: ImportRunSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="Unknown project."),
+            409: OpenApiResponse(
+                ProjectBusySerializer,
+                description="The project is already importing; nothing was "
+                "started. Other refusals (an inactive project, a connector "
+                "that rejects when busy) are 409 with detail and code.",
+            ),
+            503: OpenApiResponse(
+                ErrorSerializer,
+                description="The lock service or the broker is unavailable.",
+            ),
+        },
+    )
+    def post(self, request, project_id: int):
+        project = get_object_or_404(
+            Project.objects.select_related("connector"), pk=project_id
+        )
+        try:
+            run = import_run_request(
+                project=project,
+                requested_by=request.user.get_username(),
+                trigger=ImportRun.Trigger.API,
+            )
+        except ProjectBusy as exc:
+            return Response(
+                {"detail": str(exc), "active_run": exc.active_run_id},
+                status=exc.status_code,
+            )
+        except ImportRequestError as exc:
+            return Response(
+                {"detail": str(exc), "code": exc.default_code},
+                status=exc.status_code,
+            )
+        data = ImportRunSerializer(run).data
+        return Response(
+            data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": data["links"]["self"]},
+        )
+
+
+class RunDetailView(generics.RetrieveAPIView):
+    """One run: its status, counts and error."""
+
+    permission_classes = [IsAuthenticated, CanViewRuns]
+    serializer_class = ImportRunSerializer
+    queryset = ImportRun.objects.all()
+
+
+class RunCursorPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class ProjectRunListView(generics.ListAPIView):
+    """A project's runs, newest first (cursor-paginated)."""
+
+    permission_classes = [IsAuthenticated, CanViewRuns]
+    serializer_class = ImportRunSerializer
+    pagination_class = RunCursorPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status",
+                str,
+                enum=ImportRun.Status.values,
+                description="Only runs with this status.",
+            )
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        project = get_object_or_404(Project, pk=self.kwargs["project_id"])
+        runs = ImportRun.objects.filter(project=project)
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            runs = runs.filter(status=wanted)
+        return runs
