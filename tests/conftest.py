@@ -269,3 +269,19 @@ def wait_for(predicate, *, timeout: float = 30, interval: float = 0.1, message="
         if time.monotonic() > deadline:
             pytest.fail(message or f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def end_run(run, status, **fields):
+    """End a run as its worker would: final status, lock and slot given back."""
+    from django.utils import timezone
+
+    from imports.locks import project_lock
+    from imports.models import ImportRun
+    from imports.services.slots import run_slot_release
+
+    fields.setdefault("finished_at", timezone.now())
+    ImportRun.objects.filter(pk=run.pk).update(status=status, **fields)
+    project_lock(run.project_id, token=run.lock_token).release()
+    run_slot_release(connector_id=run.project.connector_id, token=run.lock_token)
+    run.refresh_from_db()
+    return run

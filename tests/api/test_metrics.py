@@ -10,6 +10,7 @@ from imports.locks import connector_slots, stat_incr
 from imports.models import ImportRun, ProjectEvent
 from imports.services.runs import import_run_request
 from tests.api.http import http
+from tests.conftest import end_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,17 +30,14 @@ def finished_run(project, *, waited: float, took: float, **counts):
     run = import_run_request(project=project, requested_by="t", trigger="command")
     created = timezone.now() - datetime.timedelta(seconds=waited + took + 1)
     started = created + datetime.timedelta(seconds=waited)
-    ImportRun.objects.filter(pk=run.pk).update(
-        status=ImportRun.Status.SUCCEEDED,
+    return end_run(
+        run,
+        ImportRun.Status.SUCCEEDED,
         created_at=created,
         started_at=started,
         finished_at=started + datetime.timedelta(seconds=took),
         **{f"rows_{k}": v for k, v in counts.items()},
     )
-    from imports.locks import project_lock
-
-    project_lock(project.pk, token=run.lock_token).release()
-    return run
 
 
 def test_metrics_from_the_database_and_redis(live_server, make_project, make_connector):
@@ -77,7 +75,8 @@ def test_metrics_from_the_database_and_redis(live_server, make_project, make_con
     assert samples[("importhub_rejected_busy_total", ())] == 4
     assert samples[("importhub_project_events_total", (("kind", "skipped_busy"),))] == 1
     labels = (("connector", str(connector.pk)), ("name", "shared"))
-    assert samples[("importhub_connector_slots_in_use", labels)] == 1
+    # holder-1 and the queued run's slot.
+    assert samples[("importhub_connector_slots_in_use", labels)] == 2
     assert samples[("importhub_connector_slots_limit", labels)] == 3
     assert samples[("importhub_redis_up", ())] == 1
 

@@ -12,6 +12,7 @@ from imports.exceptions import PROJECT_BUSY_MESSAGE
 from imports.locks import project_lock_owner
 from imports.models import ImportRun, ProjectEvent
 from imports.services.runs import import_run_request
+from tests.conftest import end_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,15 +36,8 @@ def request(project):
 def failed_run(project, *, ago=None):
     """A run of the project, failed (its lock freed, as a worker would)."""
     run = request(project)
-    fields = {"status": ImportRun.Status.FAILED, "finished_at": timezone.now()}
-    if ago is not None:
-        fields["created_at"] = timezone.now() - ago
-    ImportRun.objects.filter(pk=run.pk).update(**fields)
-    from imports.locks import project_lock
-
-    project_lock(project.pk, token=run.lock_token).release()
-    run.refresh_from_db()
-    return run
+    fields = {} if ago is None else {"created_at": timezone.now() - ago}
+    return end_run(run, ImportRun.Status.FAILED, **fields)
 
 
 class TestImportStatus:
