@@ -146,12 +146,17 @@ IMPORTHUB_SWEEP_SECONDS = env_float("IMPORTHUB_SWEEP_SECONDS", 15.0)
 # A cancelled run still running after this long is revoked by force.
 IMPORTHUB_CANCEL_GRACE_SECONDS = env_float("IMPORTHUB_CANCEL_GRACE_SECONDS", 60.0)
 IMPORTHUB_TASK_QUEUE = os.environ.get("IMPORTHUB_TASK_QUEUE", "imports")
+# The sweep goes to a queue of its own, so that it never waits behind long
+# imports: give it a small worker (celery worker -Q importhub-control -c 1),
+# or let the import workers consume both queues.
+IMPORTHUB_CONTROL_QUEUE = os.environ.get("IMPORTHUB_CONTROL_QUEUE", "importhub-control")
 
 # Celery
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_DEFAULT_QUEUE = IMPORTHUB_TASK_QUEUE
+CELERY_TASK_ROUTES = {"imports.runs_sweep": {"queue": IMPORTHUB_CONTROL_QUEUE}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

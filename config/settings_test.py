@@ -12,6 +12,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 _session = uuid.uuid4().hex[:10]
 os.environ.setdefault("IMPORTHUB_TASK_QUEUE", f"imports-test-{_session}")
 os.environ.setdefault("IMPORTHUB_REDIS_PREFIX", f"importhub-test-{_session}:")
+os.environ.setdefault("IMPORTHUB_CONTROL_QUEUE", f"importhub-control-test-{_session}")
 os.environ.setdefault("IMPORTHUB_LEASE_SECONDS", "6")
 os.environ.setdefault("IMPORTHUB_RETRY_BASE_SECONDS", "0.2")
 os.environ.setdefault("IMPORTHUB_RETRY_MAX_SECONDS", "2")

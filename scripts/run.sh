@@ -61,7 +61,8 @@ fi
 
 "$BIN/python" manage.py runserver "127.0.0.1:$PORT" --noreload &
 pids+=($!)
-"$BIN/celery" -A config worker -l INFO -Q "${IMPORTHUB_TASK_QUEUE:-imports}" -c 2 &
+"$BIN/celery" -A config worker -l INFO -c 2 \
+  -Q "${IMPORTHUB_TASK_QUEUE:-imports},${IMPORTHUB_CONTROL_QUEUE:-importhub-control}" &
 pids+=($!)
 "$BIN/celery" -A config beat -l INFO -s var/celerybeat-schedule &
 pids+=($!)

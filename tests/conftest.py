@@ -285,3 +285,14 @@ def end_run(run, status, **fields):
     run_slot_release(connector_id=run.project.connector_id, token=run.lock_token)
     run.refresh_from_db()
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _control_queue_cleanup():
+    """Beat processes in tests send sweeps nobody consumes: drop them after."""
+    yield
+    from django.conf import settings
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(settings.IMPORTHUB_CONTROL_QUEUE)
+    broker.close()
