@@ -134,6 +134,10 @@ IMPORTHUB_LEASE_SECONDS = env_float("IMPORTHUB_LEASE_SECONDS", 60.0)
 # A queued run has no heartbeat until a worker picks it up; its lock lives
 # this long, and the database constraint holds the project after that.
 IMPORTHUB_DISPATCH_LOCK_SECONDS = env_float("IMPORTHUB_DISPATCH_LOCK_SECONDS", 3600.0)
+# A queued run not started this long after its dispatch is sent again (its
+# message may have been lost with the broker's data); a duplicate is
+# harmless, only one message can start a run.
+IMPORTHUB_REDISPATCH_SECONDS = env_float("IMPORTHUB_REDISPATCH_SECONDS", 600.0)
 # The hard cap on one import's runtime (also the task's time limit).
 IMPORTHUB_MAX_RUNTIME_SECONDS = env_int("IMPORTHUB_MAX_RUNTIME_SECONDS", 6 * 3600)
 IMPORTHUB_BATCH_SIZE = env_int("IMPORTHUB_BATCH_SIZE", 5000)

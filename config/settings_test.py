@@ -18,6 +18,7 @@ os.environ.setdefault("IMPORTHUB_RETRY_BASE_SECONDS", "0.2")
 os.environ.setdefault("IMPORTHUB_RETRY_MAX_SECONDS", "2")
 os.environ.setdefault("IMPORTHUB_SWEEP_SECONDS", "1")
 os.environ.setdefault("IMPORTHUB_CANCEL_GRACE_SECONDS", "2")
+os.environ.setdefault("IMPORTHUB_REDISPATCH_SECONDS", "30")
 # The suite reads the English messages (the source strings); the tests of the
 # Russian admin ask for Russian. The project's default stays ru.
 os.environ.setdefault("LANGUAGE_CODE", "en")

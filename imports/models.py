@@ -170,6 +170,12 @@ class ImportRun(models.Model):
         blank=True,
         help_text=_("When the worker last said the run is alive."),
     )
+    dispatched_at = models.DateTimeField(
+        _("dispatched"),
+        null=True,
+        blank=True,
+        help_text=_("When the run's task was last sent to the broker."),
+    )
     next_attempt_at = models.DateTimeField(
         _("next attempt"),
         null=True,

@@ -9,6 +9,7 @@ import leaves the records exactly as the last successful import left them.
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from imports.models import ImportRun, Project, Record
 logger = logging.getLogger(__name__)
 
 KEY_SEPARATOR = "\x1f"
+STAGE_TABLE = re.compile(r"^import_stage_(\d+)(?:_(\d+))?$")
 REJECTED_SAMPLES = 10
 PROGRESS_SECONDS = 1.0
 
@@ -78,8 +80,13 @@ class Stage:
     run whose load failed can merge it again without extracting.
     """
 
-    def __init__(self, run_id: int):
-        self.table = f"import_stage_{int(run_id)}"
+    def __init__(self, run_id: int, fence: int | None = None, *, table: str = ""):
+        # One table per attempt: a paused attempt that wakes up can never
+        # write into, or drop, the table of the attempt that replaced it.
+        suffix = f"_{int(fence)}" if fence is not None else ""
+        self.table = table or f"import_stage_{int(run_id)}{suffix}"
+        if not STAGE_TABLE.match(self.table):
+            raise ValueError(f"not a staging table name: {self.table!r}")
         self.vendor = connection.vendor
         self._copy = self._copy_context = self._cursor = None
         self.data_sql = "data::jsonb" if self.vendor == "postgresql" else "data"

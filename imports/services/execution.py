@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.db import (
     InterfaceError,
@@ -72,8 +73,15 @@ STARTABLE_STATUSES = (
 # How long a starting run waits for its lock to be handed over (a guard
 # request that lost the database race releases it within milliseconds).
 LOCK_HANDOVER_SECONDS = 5.0
-# Database errors that mean "the server went away", worth a retry.
-DATABASE_GONE = (OperationalError, InterfaceError)
+# Database errors that mean "the server went away", worth a retry: Django's,
+# and psycopg's own from the staging COPY, which bypasses Django's wrappers
+# (AdminShutdown, a cut connection).
+DATABASE_GONE = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 
 @dataclass
@@ -406,7 +414,7 @@ def _slot_free(connector_id: int, token: str) -> None:
 
 def _run_pipeline(attempt: Attempt, *, renewer: Renewer, heartbeat: _Heartbeat) -> None:
     run = attempt.run
-    stage = Stage(run.pk)
+    stage = Stage(run.pk, attempt.fence)
     keep_stage = False
 
     def should_stop() -> bool:
@@ -421,7 +429,7 @@ def _run_pipeline(attempt: Attempt, *, renewer: Renewer, heartbeat: _Heartbeat) 
         attempt.runs().update(rows_read=result.rows_read)
 
     try:
-        result = _extract_or_resume(attempt, stage, should_stop, on_progress)
+        result, stage = _extract_or_resume(attempt, stage, should_stop, on_progress)
         if should_stop():
             raise ImportInterrupted
         # From here on a transient failure keeps the staged data: the next
@@ -490,11 +498,26 @@ def _run_pipeline(attempt: Attempt, *, renewer: Renewer, heartbeat: _Heartbeat) 
             message=str(exc) or repr(exc),
         )
     finally:
-        if not keep_stage:
+        # A superseded attempt (reaped while paused) leaves the tables alone:
+        # its successor may be loading from them; the sweep drops what is
+        # left once the run is over.
+        if not keep_stage and _still_current(attempt):
             try:
                 _with_database(stage.drop, attempts=5)
             except Exception:
                 logger.exception("could not drop the staging table of run %s", run.pk)
+
+
+def _still_current(attempt: Attempt) -> bool:
+    try:
+        return _with_database(
+            ImportRun.objects.filter(
+                pk=attempt.run.pk, fencing_token=attempt.fence
+            ).exists,
+            attempts=5,
+        )
+    except DATABASE_GONE:
+        return False
 
 
 def _extract_or_resume(attempt: Attempt, stage: Stage, should_stop, on_progress):
@@ -508,9 +531,11 @@ def _extract_or_resume(attempt: Attempt, stage: Stage, should_stop, on_progress)
     data = extracted.data if extracted else {}
     staged = data.get("rows_read", 0) - data.get("rows_rejected", 0)
     staged -= data.get("duplicates", 0)
+    previous = Stage(run.pk, table=data["stage"]) if data.get("stage") else None
     # An unlogged stage is emptied by a database crash: resume only from a
     # stage that still holds every row it was sealed with.
-    if extracted and stage.exists() and stage.count() == staged:
+    if previous and previous.exists() and previous.count() == staged:
+        stage = previous  # adopted: this attempt drops it when done
         result = LoadResult(
             rows_read=data.get("rows_read", 0),
             rows_rejected=data.get("rows_rejected", 0),
@@ -527,7 +552,7 @@ def _extract_or_resume(attempt: Attempt, stage: Stage, should_stop, on_progress)
             % {"attempt": data.get("attempt", "?")},
             data=data,
         )
-        return result
+        return result, stage
     attempt.runs().update(extracted_at=None)
     connector = get_connector(run.project)
     result = import_run_extract(
@@ -549,6 +574,7 @@ def _extract_or_resume(attempt: Attempt, stage: Stage, should_stop, on_progress)
             "rows_rejected": result.rows_rejected,
             "duplicates": result.duplicates,
             "attempt": run.attempt,
+            "stage": stage.table,
         },
     )
     if result.rejected_samples:
@@ -560,7 +586,7 @@ def _extract_or_resume(attempt: Attempt, stage: Stage, should_stop, on_progress)
             % {"count": result.rows_rejected},
             data={"samples": result.rejected_samples},
         )
-    return result
+    return result, stage
 
 
 def _success_message(result: LoadResult) -> str:

@@ -22,6 +22,7 @@ import logging
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -269,7 +270,10 @@ def import_run_dispatch(*, run: ImportRun, countdown: float | None = None) -> No
         # Each attempt's message has an id of its own, recorded so that a
         # cancel can revoke the attempt that is actually running.
         run.celery_task_id = str(uuid.uuid4())
-        ImportRun.objects.filter(pk=run.pk).update(celery_task_id=run.celery_task_id)
+    ImportRun.objects.filter(pk=run.pk).update(
+        celery_task_id=run.celery_task_id,
+        dispatched_at=timezone.now() + timedelta(seconds=countdown or 0),
+    )
     try:
         with _publishing(run.pk):
             import_run_execute_task.apply_async(

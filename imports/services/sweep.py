@@ -12,7 +12,6 @@ is alive, and the sweep leaves it alone.
 """
 
 import logging
-import re
 import uuid
 from datetime import timedelta
 
@@ -23,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from imports.locks import project_lock, project_lock_name, redis_client
 from imports.models import ImportRun, ImportRunEvent
+from imports.pipeline import STAGE_TABLE
 from imports.services.events import import_run_event_record
 from imports.services.runs import DISPATCH_GRACE_SECONDS, import_run_dispatch
 from imports.services.slots import connector_waiting_promote, run_slot_release
@@ -30,14 +30,13 @@ from locking import Lock, LockingUnavailable
 
 logger = logging.getLogger(__name__)
 
-STAGE_TABLE = re.compile(r"^import_stage_(\d+)$")
-
 
 def runs_sweep() -> dict[str, int]:
     """One pass of every check; returns how many runs each step touched."""
     summary = {
         "reaped": runs_reap_lost(),
         "retries_dispatched": runs_dispatch_due_retries(),
+        "redispatched": runs_redispatch_queued(),
         "promoted": runs_promote_waiting(),
         "revoked": runs_revoke_cancelled(),
         "locks_released": locks_release_orphaned(),
@@ -149,6 +148,33 @@ def runs_dispatch_due_retries() -> int:
     return sum(_dispatch(run) for run in due)
 
 
+def runs_redispatch_queued() -> int:
+    """Send again a queued run whose message seems lost.
+
+    A queued run that no worker started within ``IMPORTHUB_REDISPATCH_SECONDS``
+    of its dispatch may have lost its message (a flushed or failed-over
+    broker, a worker killed between receiving it and starting the run); its
+    database row would otherwise hold the project for ever. A duplicate is
+    harmless, and is sent at most once per period.
+    """
+    stale = timezone.now() - timedelta(seconds=settings.IMPORTHUB_REDISPATCH_SECONDS)
+    queued = ImportRun.objects.filter(
+        status=ImportRun.Status.QUEUED, dispatched_at__lt=stale
+    ).select_related("project__connector")
+    sent = 0
+    for run in queued:
+        if _dispatch(run):
+            import_run_event_record(
+                run=run,
+                kind=ImportRunEvent.Kind.DISPATCHED,
+                actor="reaper",
+                message=_("Not started %(after)s s after its dispatch; sent again.")
+                % {"after": int(settings.IMPORTHUB_REDISPATCH_SECONDS)},
+            )
+            sent += 1
+    return sent
+
+
 def runs_promote_waiting() -> int:
     connector_ids = (
         ImportRun.objects.filter(status=ImportRun.Status.WAITING)
@@ -231,20 +257,20 @@ def locks_release_orphaned() -> int:
 
 def stages_drop_orphaned() -> int:
     """Drop staging tables whose run is over (left by a killed worker)."""
-    tables = {
-        int(match.group(1)): name
+    tables = [
+        (int(match.group(1)), name)
         for name in connection.introspection.table_names()
         if (match := STAGE_TABLE.match(name))
-    }
+    ]
     if not tables:
         return 0
     active = set(
-        ImportRun.objects.filter(pk__in=tables)
+        ImportRun.objects.filter(pk__in=[run_id for run_id, _ in tables])
         .exclude(status__in=ImportRun.FINAL_STATUSES)
         .values_list("pk", flat=True)
     )
     dropped = 0
-    for run_id, table in tables.items():
+    for run_id, table in tables:
         if run_id in active:
             continue
         try:

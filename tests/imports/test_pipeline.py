@@ -12,7 +12,13 @@ import pytest
 from django.db import connection, transaction
 
 from imports.models import ImportRun, ImportRunEvent, Project, Record
-from imports.pipeline import FenceRejected, LoadResult, Stage, import_run_load
+from imports.pipeline import (
+    STAGE_TABLE,
+    FenceRejected,
+    LoadResult,
+    Stage,
+    import_run_load,
+)
 from imports.services.execution import import_run_execute
 from imports.services.runs import import_run_request
 from tests.conftest import ROOT
@@ -171,7 +177,12 @@ def test_staging_table_is_dropped(make_project, write_csv):
     """After a run, successful or not, its staging table is gone."""
     project = make_project(source={"path": str(write_csv([(1, "a", 1)]))})
     run = run_import(project)
-    assert f"import_stage_{run.pk}" not in connection.introspection.table_names()
+    left = [
+        name
+        for name in connection.introspection.table_names()
+        if (match := STAGE_TABLE.match(name)) and int(match.group(1)) == run.pk
+    ]
+    assert left == []
 
 
 @pytest.mark.skipif(

@@ -14,6 +14,7 @@ from imports.services.runs import import_run_request
 from imports.services.sweep import (
     locks_release_orphaned,
     runs_reap_lost,
+    runs_redispatch_queued,
     stages_drop_orphaned,
 )
 
@@ -111,3 +112,27 @@ def test_stage_of_a_finished_run_is_dropped(make_project):
     ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.FAILED)
     assert stages_drop_orphaned() >= 1
     assert stage.table not in connection.introspection.table_names()
+
+
+def test_queued_run_whose_message_was_lost_is_sent_again(
+    make_project, published, task_queue, settings
+):
+    """A queued run nobody started after the redispatch delay is sent again."""
+    import redis
+
+    run = import_run_request(
+        project=make_project(), requested_by="t", trigger="command"
+    )
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(task_queue)  # the broker lost the message
+    assert published() == 0
+    assert runs_redispatch_queued() == 0  # not yet: it may just be slow
+    ImportRun.objects.filter(pk=run.pk).update(
+        dispatched_at=timezone.now()
+        - timedelta(seconds=settings.IMPORTHUB_REDISPATCH_SECONDS + 1)
+    )
+    assert runs_redispatch_queued() == 1
+    assert published() == 1
+    assert runs_redispatch_queued() == 0  # at most once per period
+    event = run.events.filter(kind=ImportRunEvent.Kind.DISPATCHED).last()
+    assert event.actor == "reaper"
