@@ -163,8 +163,11 @@ class PrivateRedis:
 class Service:
     """A real celery process (worker or beat) in a process group of its own."""
 
-    def __init__(self, name: str, argv: list[str], env: dict, ready: bytes | None):
+    def __init__(
+        self, name: str, argv: list[str], env: dict, ready: bytes | None, node=""
+    ):
         self.name = name
+        self.node = node  # a worker's Celery node name
         self.argv = argv
         self.env = env
         self.ready = ready
@@ -227,15 +230,16 @@ class Service:
 
 
 def worker(index: int, env: dict) -> Service:
+    node = f"soak{index}-{uuid.uuid4().hex[:6]}"
     argv = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
         "-P", "prefork", "-c", "2", "-Q", env["IMPORTHUB_TASK_QUEUE"],
-        "-n", f"soak{index}-{uuid.uuid4().hex[:6]}@%h",
+        "-n", f"{node}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     worker_env = {**env, "DATABASE_URL": f"{env['DATABASE_URL']}?application_name="}
     worker_env["DATABASE_URL"] += WORKER_APP
-    return Service(f"worker-{index}", argv, worker_env, ready=b" ready.")
+    return Service(f"worker-{index}", argv, worker_env, ready=b" ready.", node=node)
 
 
 def beat(env: dict) -> Service:
@@ -301,6 +305,9 @@ class Trial:
     not_cancellable: int = 0
     cancels: int = 0
     request_errors: int = 0
+    samples: int = 0
+    most_running: Counter = field(default_factory=Counter)  # connector: max live
+    most_holders: Counter = field(default_factory=Counter)  # connector: max held
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seen: set = field(default_factory=set)
@@ -474,6 +481,7 @@ class Soak:
                 trial = self.trial
                 try:
                     self._sample(conn, trial, connector_slots_for_id)
+                    trial.samples += 1
                 except Exception as exc:  # never let the monitor die silently
                     log(f"  monitor: {type(exc).__name__}: {exc}")
                     conn.close()
@@ -512,6 +520,9 @@ class Soak:
             if fresh:
                 live[connector_id].append(run_id)
         for connector_id, limit in self.slots.items():
+            trial.most_running[connector_id] = max(
+                trial.most_running[connector_id], len(live[connector_id])
+            )
             if len(live[connector_id]) > limit:
                 ids = tuple(sorted(live[connector_id]))
                 trial.violation(
@@ -527,6 +538,9 @@ class Soak:
                     f"'running', of which {sorted(live[connector_id])} live",
                 )
             holders = slots_for(connector_id).holders()
+            trial.most_holders[connector_id] = max(
+                trial.most_holders[connector_id], len(holders)
+            )
             if len(holders) > limit:
                 tokens = tuple(sorted(token for token, _ in holders))
                 trial.violation(
@@ -625,28 +639,83 @@ class Soak:
             self.fault_order = ["sigkill", "sigstop", "pg_terminate", "flushall"]
             self.rnd.shuffle(self.fault_order)
         trial.fault = self.fault_order.pop()
-        time.sleep(self.rnd.uniform(1.0, 5.0))
+        time.sleep(self.rnd.uniform(0.5, 4.0))
+        self.wait_for_activity(trial.fault)
         getattr(self, f"fault_{trial.fault}")(trial)
 
+    def wait_for_activity(self, fault: str, timeout: float = 5.0) -> None:
+        """Strike while there is something to hurt: a run running (or, for a
+        flush, also one queued or waiting, whose message or slot it drops)."""
+        from django.db import connections
+
+        from imports.models import ImportRun
+
+        wanted = ["running"]
+        if fault == "flushall":
+            wanted += ["queued", "waiting"]
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if ImportRun.objects.filter(status__in=wanted).exists():
+                    return
+                time.sleep(0.02)
+        finally:
+            connections.close_all()
+
+    def busy_worker(self) -> int:
+        """The index of a worker that has an import started (else random)."""
+        from django.db import connections
+        from django_celery_results.models import TaskResult
+
+        try:
+            started = TaskResult.objects.filter(
+                status="STARTED", task_name="imports.import_run_execute"
+            ).order_by("-date_created")
+            nodes = {w: i for i, w in enumerate(s.node for s in self.workers)}
+            for name in started.values_list("worker", flat=True)[:10]:
+                index = nodes.get((name or "").split("@")[0])
+                if index is not None:
+                    return index
+        finally:
+            connections.close_all()
+        return self.rnd.randrange(len(self.workers))
+
     def fault_sigkill(self, trial: Trial) -> None:
-        index = self.rnd.randrange(len(self.workers))
+        index = self.busy_worker()
         victim = self.workers[index]
+        running = self.running_ids()
         victim.kill()
-        trial.fault_detail = f"worker-{index + 1} killed"
+        trial.fault_detail = f"worker-{index + 1} killed; running then: {running}"
         time.sleep(self.rnd.uniform(2.0, 5.0))
         self.workers[index] = worker(index + 1, self.env).start()
 
     def fault_sigstop(self, trial: Trial) -> None:
-        index = self.rnd.randrange(len(self.workers))
+        index = self.busy_worker()
         victim = self.workers[index]
+        running = self.running_ids()
         victim.signal(signal.SIGSTOP)
         victim.stopped = True
-        trial.fault_detail = f"worker-{index + 1} stopped {LEASE_SECONDS + 2:.0f} s"
+        trial.fault_detail = (
+            f"worker-{index + 1} stopped {LEASE_SECONDS + 2:.0f} s; "
+            f"running then: {running}"
+        )
         try:
             time.sleep(LEASE_SECONDS + 2)
         finally:
             victim.signal(signal.SIGCONT)
             victim.stopped = False
+
+    def running_ids(self) -> list[int]:
+        from django.db import connections
+
+        from imports.models import ImportRun
+
+        try:
+            return sorted(
+                ImportRun.objects.filter(status="running").values_list("id", flat=True)
+            )
+        finally:
+            connections.close_all()
 
     def fault_pg_terminate(self, trial: Trial) -> None:
         """Terminate the workers' busy backends (waits up to 5 s for some)."""
@@ -681,7 +750,7 @@ class Soak:
     # - one trial -
 
     def run_trial(self, number: int) -> Trial:
-        from imports.models import ImportRun
+        from imports.models import ImportRun, ImportRunEvent
 
         trial = Trial(number)
         first_id = ImportRun.objects.order_by("-id").values_list("id", flat=True)[:1]
@@ -707,6 +776,20 @@ class Soak:
         by_status = Counter(run.status for run in runs)
         retries = sum(run.attempt - 1 for run in runs)
         failed = Counter(run.error_class for run in runs if run.status == "failed")
+        events = Counter(
+            ImportRunEvent.objects.filter(
+                run_id__gte=first_id,
+                kind__in=(
+                    "reaped", "lock_lost", "resumed", "revoked", "stale_message",
+                    "dispatch_failed", "waiting", "promoted",
+                ),
+            ).values_list("kind", flat=True)
+        )  # fmt: skip
+        names = dict(zip(self.slots, (c[0] for c in CONNECTORS), strict=True))
+        most = ", ".join(
+            f"{names[c]} {trial.most_running[c]}/{trial.most_holders[c]}/{n}"
+            for c, n in self.slots.items()
+        )
         log(
             f"trial {number:2d} {trial.fault:12s} [{trial.fault_detail}]\n"
             f"    started {trial.started}, rejected busy {trial.rejected_busy}, "
@@ -715,7 +798,9 @@ class Soak:
             f"{by_status['succeeded']}, failed {by_status['failed']} "
             f"{dict(failed)}, retries {retries}, violations "
             f"{len(trial.violations)} (storm {storm_seconds:.1f} s, settled in "
-            f"{settled:.1f} s)"
+            f"{settled:.1f} s)\n"
+            f"    events {dict(events)}; {trial.samples} samples, most running"
+            f"/slot holders/slots: {most}"
         )
         for note in trial.notes:
             log(f"    note: {note}")
@@ -834,6 +919,8 @@ class Soak:
 def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "data").mkdir(exist_ok=True)
+    for old in WORK.glob("*.log"):
+        old.unlink()
     redis_server = PrivateRedis()
     soak: Soak | None = None
     monitor: threading.Thread | None = None
