@@ -662,60 +662,51 @@ class Soak:
         finally:
             connections.close_all()
 
-    def busy_worker(self) -> int:
-        """The index of a worker that has an import started (else random)."""
-        from django.db import connections
-        from django_celery_results.models import TaskResult
+    def busy_worker(self) -> tuple[int, list[int]]:
+        """A worker with imports in progress (asked of the workers themselves
+        by Celery's remote control), and the runs it has; else a random one."""
+        from config.celery import app
 
+        nodes = {w.node: i for i, w in enumerate(self.workers)}
         try:
-            started = TaskResult.objects.filter(
-                status="STARTED", task_name="imports.import_run_execute"
-            ).order_by("-date_created")
-            nodes = {w: i for i, w in enumerate(s.node for s in self.workers)}
-            for name in started.values_list("worker", flat=True)[:10]:
-                index = nodes.get((name or "").split("@")[0])
-                if index is not None:
-                    return index
-        finally:
-            connections.close_all()
-        return self.rnd.randrange(len(self.workers))
+            active = app.control.inspect(timeout=1.0).active() or {}
+        except Exception:
+            active = {}
+        busy = []
+        for name, tasks in active.items():
+            index = nodes.get(name.split("@")[0])
+            runs = sorted(
+                (t.get("kwargs") or {}).get("run_id")
+                for t in tasks
+                if t.get("name") == "imports.import_run_execute"
+            )
+            if index is not None and runs:
+                busy.append((index, runs))
+        if busy:
+            return self.rnd.choice(busy)
+        return self.rnd.randrange(len(self.workers)), []
 
     def fault_sigkill(self, trial: Trial) -> None:
-        index = self.busy_worker()
+        index, runs = self.busy_worker()
         victim = self.workers[index]
-        running = self.running_ids()
         victim.kill()
-        trial.fault_detail = f"worker-{index + 1} killed; running then: {running}"
+        trial.fault_detail = f"worker-{index + 1} killed, it had runs {runs}"
         time.sleep(self.rnd.uniform(2.0, 5.0))
         self.workers[index] = worker(index + 1, self.env).start()
 
     def fault_sigstop(self, trial: Trial) -> None:
-        index = self.busy_worker()
+        index, runs = self.busy_worker()
         victim = self.workers[index]
-        running = self.running_ids()
         victim.signal(signal.SIGSTOP)
         victim.stopped = True
         trial.fault_detail = (
-            f"worker-{index + 1} stopped {LEASE_SECONDS + 2:.0f} s; "
-            f"running then: {running}"
+            f"worker-{index + 1} stopped {LEASE_SECONDS + 2:.0f} s, it had runs {runs}"
         )
         try:
             time.sleep(LEASE_SECONDS + 2)
         finally:
             victim.signal(signal.SIGCONT)
             victim.stopped = False
-
-    def running_ids(self) -> list[int]:
-        from django.db import connections
-
-        from imports.models import ImportRun
-
-        try:
-            return sorted(
-                ImportRun.objects.filter(status="running").values_list("id", flat=True)
-            )
-        finally:
-            connections.close_all()
 
     def fault_pg_terminate(self, trial: Trial) -> None:
         """Terminate the workers' busy backends (waits up to 5 s for some)."""
