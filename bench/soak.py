@@ -669,7 +669,8 @@ class Soak:
 
         nodes = {w.node: i for i, w in enumerate(self.workers)}
         try:
-            active = app.control.inspect(timeout=1.0).active() or {}
+            inspect = app.control.inspect(timeout=1.0, limit=len(self.workers))
+            active = inspect.active() or {}
         except Exception:
             active = {}
         busy = []
@@ -686,11 +687,29 @@ class Soak:
             return self.rnd.choice(busy)
         return self.rnd.randrange(len(self.workers)), []
 
+    def still_running(self, run_ids: list[int]) -> list[int]:
+        """Which of the victim's runs the fault caught (not finished yet)."""
+        from django.db import connections
+
+        from imports.models import ImportRun
+
+        try:
+            return sorted(
+                ImportRun.objects.filter(pk__in=run_ids, status="running").values_list(
+                    "id", flat=True
+                )
+            )
+        finally:
+            connections.close_all()
+
     def fault_sigkill(self, trial: Trial) -> None:
         index, runs = self.busy_worker()
         victim = self.workers[index]
         victim.kill()
-        trial.fault_detail = f"worker-{index + 1} killed, it had runs {runs}"
+        trial.fault_detail = (
+            f"worker-{index + 1} killed, it had runs {runs}, "
+            f"{self.still_running(runs)} still running"
+        )
         time.sleep(self.rnd.uniform(2.0, 5.0))
         self.workers[index] = worker(index + 1, self.env).start()
 
