@@ -652,6 +652,13 @@ class Soak:
 
         wanted = ["running"]
         if fault == "flushall":
+            # Best: a message still waiting in the broker's queue.
+            queue = self.env["IMPORTHUB_TASK_QUEUE"]
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.redis.llen(queue):
+                    return
+                time.sleep(0.005)
             wanted += ["queued", "waiting"]
         deadline = time.monotonic() + timeout
         try:
@@ -756,6 +763,18 @@ class Soak:
         trial.fault_detail = (
             f"{queued} broker messages dropped; active runs then: {dict(states)}"
         )
+        if queued:
+            trial.note(
+                "flushed",
+                "queued runs whose message was dropped must still end: "
+                + str(
+                    list(
+                        ImportRun.objects.filter(status="queued").values_list(
+                            "id", flat=True
+                        )
+                    )
+                ),
+            )
 
     # - one trial -
 
