@@ -38,5 +38,10 @@ format: venv
 bench: venv services
 	$(BIN)/python -m bench
 
+# Random dispatch storms and faults against real workers, about 5 minutes
+# (SOAK_SECONDS); exits 1 on any violation.
+soak: venv services
+	$(BIN)/python -m bench.soak
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
