@@ -97,6 +97,8 @@ SETTINGS_ENV = {
     "IMPORTHUB_RETRY_BASE_SECONDS": "0.3",
     "IMPORTHUB_RETRY_MAX_SECONDS": "3",
     "IMPORTHUB_CANCEL_GRACE_SECONDS": "3",
+    "IMPORTHUB_REDISPATCH_SECONDS": "10",
+    "IMPORTHUB_CONTROL_QUEUE": f"soak-control-{uuid.uuid4().hex[:8]}",
     "LOG_LEVEL": "WARNING",
     "IMPORTHUB_TASK_QUEUE": f"soak-{uuid.uuid4().hex[:8]}",
     "IMPORTHUB_REDIS_PREFIX": f"soak-{uuid.uuid4().hex[:8]}:",
@@ -237,7 +239,8 @@ def worker(index: int, env: dict) -> Service:
     node = f"soak{index}-{uuid.uuid4().hex[:6]}"
     argv = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
-        "-P", "prefork", "-c", "2", "-Q", env["IMPORTHUB_TASK_QUEUE"],
+        "-P", "prefork", "-c", "2", "-Q",
+        f"{env['IMPORTHUB_TASK_QUEUE']},{env['IMPORTHUB_CONTROL_QUEUE']}",
         "-n", f"{node}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
