@@ -1,10 +1,11 @@
-"""Run every ``bench/bench_*.py`` module's ``main()``, or only those named
-on the command line (``python -m bench locking``)."""
+"""Run every ``bench/bench_*.py`` module, or only those named on the command
+line (``python -m bench locking``), each in a process of its own so that
+each sets up Django (or not) for itself. Exits 1 if any goal failed."""
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
+import subprocess
 import sys
 
 import bench
@@ -21,12 +22,13 @@ def main(argv: list[str]) -> int:
     if wanted and not selected:
         print(f"No benchmark named {', '.join(sorted(wanted))}; have {names}")
         return 2
-    failed = 0
+    failed = []
     for name in selected:
-        print(f"== {name}")
-        module = importlib.import_module(f"bench.{name}")
-        result = module.main()
-        failed += bool(result)
+        print(f"== {name}", flush=True)
+        if subprocess.run([sys.executable, "-m", f"bench.{name}"]).returncode:
+            failed.append(name)
+    if failed:
+        print(f"goals failed in: {', '.join(failed)}")
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -205,3 +206,7 @@ def main() -> int:
         f"{'PASS' if ok else 'FAIL'}"
     )
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
