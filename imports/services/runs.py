@@ -41,6 +41,7 @@ from imports.exceptions import (
     RunNotRetryable,
 )
 from imports.locks import (
+    connector_slots,
     project_lock,
     project_lock_force_release,
     run_cancel_flag_set,
@@ -187,8 +188,11 @@ def import_run_request(
                 fencing_token=fence,
                 lock_token=lock.token,
                 celery_task_id=str(uuid.uuid4()),
+                dispatched_at=timezone.now() if has_slot else None,
             )
-            run.full_clean(validate_constraints=False)
+            # The foreign keys are the caller's objects: no query to check
+            # that they exist; the database's constraints hold anyway.
+            run.full_clean(exclude=["project", "retry_of"], validate_constraints=False)
             run.save()
             import_run_event_record(
                 run=run,
@@ -238,8 +242,15 @@ def _import_run_wait(*, run: ImportRun) -> None:
             lock.acquire(fence_floor=run.fencing_token or 0)
     except LockingUnavailable:
         logger.warning("could not extend the lock of waiting run %s", run.pk)
-    # A slot may have freed between the take and the commit.
-    connector_waiting_promote(connector_id=run.project.connector_id)
+    # A slot may have freed between the take and the commit; only then is
+    # there anything to promote (thousands of waiting runs are common).
+    connector = run.project.connector
+    try:
+        free = connector_slots(connector).count() < connector.max_concurrent_imports
+    except LockingUnavailable:
+        free = False
+    if free:
+        connector_waiting_promote(connector_id=connector.pk)
 
 
 def import_run_dispatch(*, run: ImportRun, countdown: float | None = None) -> None:
@@ -266,14 +277,16 @@ def import_run_dispatch(*, run: ImportRun, countdown: float | None = None) -> No
     except LockingUnavailable:
         logger.warning("could not extend the lock of run %s", run.pk)
 
-    if countdown is not None:
-        # Each attempt's message has an id of its own, recorded so that a
-        # cancel can revoke the attempt that is actually running.
-        run.celery_task_id = str(uuid.uuid4())
-    ImportRun.objects.filter(pk=run.pk).update(
-        celery_task_id=run.celery_task_id,
-        dispatched_at=timezone.now() + timedelta(seconds=countdown or 0),
-    )
+    if countdown is not None or run.dispatched_at is None:
+        # A retry, a redispatch or a promoted run: each message has an id of
+        # its own, recorded so that a cancel can revoke the attempt that is
+        # actually running. (A first dispatch wrote both with the run.)
+        if countdown is not None:
+            run.celery_task_id = str(uuid.uuid4())
+        run.dispatched_at = timezone.now() + timedelta(seconds=countdown or 0)
+        ImportRun.objects.filter(pk=run.pk).update(
+            celery_task_id=run.celery_task_id, dispatched_at=run.dispatched_at
+        )
     try:
         with _publishing(run.pk):
             import_run_execute_task.apply_async(

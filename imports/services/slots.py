@@ -82,7 +82,7 @@ def connector_waiting_promote(*, connector_id: int, limit: int = 100) -> list[in
             break  # first come, first served: nobody overtakes the oldest
         moved = ImportRun.objects.filter(
             pk=run.pk, status=ImportRun.Status.WAITING, lock_token=run.lock_token
-        ).update(status=ImportRun.Status.QUEUED)
+        ).update(status=ImportRun.Status.QUEUED, dispatched_at=None)
         if not moved:
             # Promoted by another process (same token: the lease is its), or
             # cancelled meanwhile: then the slot is given back.
@@ -90,7 +90,7 @@ def connector_waiting_promote(*, connector_id: int, limit: int = 100) -> list[in
             if run.status in ImportRun.FINAL_STATUSES:
                 run_slot_release(connector_id=connector_id, token=run.lock_token)
             continue
-        run.status = ImportRun.Status.QUEUED
+        run.status, run.dispatched_at = ImportRun.Status.QUEUED, None
         import_run_event_record(
             run=run,
             kind=ImportRunEvent.Kind.PROMOTED,
