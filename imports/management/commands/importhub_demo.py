@@ -1,5 +1,6 @@
 """Create the demo: an admin user, a CSV connector and projects."""
 
+import csv
 from pathlib import Path
 
 from django.conf import settings
@@ -11,6 +12,22 @@ from connectors.models import Connector
 from imports.models import Project
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo"
+LARGE_ROWS = 300_000
+
+
+def large_csv() -> Path:
+    """A generated file big enough to see a project busy while it imports."""
+    path = Path(settings.BASE_DIR) / "var" / "demo" / "large.csv"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "city", "amount"])
+            cities = ["Москва", "Казань", "Самара", "Berlin"]
+            writer.writerows(
+                (i, cities[i % len(cities)], i % 997) for i in range(LARGE_ROWS)
+            )
+    return path
 
 
 class Command(BaseCommand):
@@ -50,6 +67,12 @@ class Command(BaseCommand):
                 {"path": str(DEMO_DIR / "orders.csv"), "delimiter": ";"},
                 ["order_id", "line"],
                 Project.Mode.REPLACE,
+            ),
+            (
+                "Большой файл (300 000 строк)",
+                {"path": str(large_csv())},
+                ["id"],
+                Project.Mode.UPSERT,
             ),
             (
                 "Сломанный источник",
