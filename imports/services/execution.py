@@ -43,6 +43,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from connectors.exceptions import SourceError, TransientSourceError
+from connectors.models import Connector
 from connectors.registry import get_connector
 from imports.locks import connector_slots, project_lock, run_cancel_requested
 from imports.models import ImportRun, ImportRunEvent
@@ -328,15 +329,50 @@ def import_run_execute(*, run_id: int) -> ImportRun | None:
         return None
 
     now = timezone.now()
-    started = ImportRun.objects.filter(
-        pk=run.pk, status=previous, lock_token=run.lock_token
-    ).update(
-        status=ImportRun.Status.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        fencing_token=fence,
-        next_attempt_at=None,
-    )
+    with transaction.atomic():
+        # The database's half of the slot limit, as the unique index is for
+        # projects: Redis's leases vanish with a flush or a failover, and a
+        # run still running then must keep its slot. Starts of one connector
+        # are serialised by its row lock and counted here.
+        limit = (
+            Connector.objects.select_for_update()
+            .filter(pk=connector.pk)
+            .values_list("max_concurrent_imports", flat=True)
+            .first()
+        )
+        running = ImportRun.objects.filter(
+            status=ImportRun.Status.RUNNING, project__connector_id=connector.pk
+        ).count()
+        if limit is not None and running >= limit:
+            started = 0
+            waits = ImportRun.objects.filter(
+                pk=run.pk, status=previous, lock_token=run.lock_token
+            ).update(status=ImportRun.Status.WAITING, next_attempt_at=None)
+        else:
+            waits = 0
+            started = ImportRun.objects.filter(
+                pk=run.pk, status=previous, lock_token=run.lock_token
+            ).update(
+                status=ImportRun.Status.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                fencing_token=fence,
+                next_attempt_at=None,
+            )
+    if waits:
+        import_run_event_record(
+            run=run,
+            kind=ImportRunEvent.Kind.WAITING,
+            actor="worker",
+            message=_(
+                "%(running)s runs of connector “%(name)s” are running (limit "
+                "%(limit)s); waiting."
+            )
+            % {"running": running, "name": connector.name, "limit": limit},
+        )
+        # Give back the lease this start took; the run keeps its lock.
+        run_slot_release(connector_id=connector.pk, token=run.lock_token)
+        return None
     if not started:
         # Cancelled (or started by a duplicate message) between the read and
         # the start: this message is done. A final run frees what it held.

@@ -60,6 +60,16 @@ def connector_waiting_promote(*, connector_id: int, limit: int = 100) -> list[in
         connector = Connector.objects.get(pk=connector_id)
     except Connector.DoesNotExist:
         return []
+    # Runs that hold a slot in the database's eyes (the start checks the
+    # same): with Redis's leases lost, only these are counted.
+    holding = ImportRun.objects.filter(
+        status__in=(ImportRun.Status.RUNNING, ImportRun.Status.QUEUED),
+        project__connector_id=connector_id,
+    ).count()
+    room = connector.max_concurrent_imports - holding
+    if room <= 0:
+        return []
+    limit = min(limit, room)
     promoted = []
     waiting = (
         ImportRun.objects.filter(

@@ -93,3 +93,24 @@ def test_raised_limit_takes_effect_at_once(one_slot, make_project):
     one_slot.save()
     second = request(make_project(connector=one_slot))
     assert second.status == ImportRun.Status.QUEUED
+
+
+def test_slot_limit_holds_when_redis_lost_the_leases(
+    one_slot, make_project, write_csv, redis_prefix
+):
+    """After Redis lost every lease (flush), a second run of a 1-slot
+    connector does not start while the first is running: it waits."""
+    from imports.locks import redis_client
+
+    path = write_csv([(1, "a", 1)])
+    first = request(make_project(connector=one_slot, source={"path": str(path)}))
+    ImportRun.objects.filter(pk=first.pk).update(status=ImportRun.Status.RUNNING)
+    client = redis_client()
+    client.delete(*client.keys(f"{redis_prefix}sem:*"))  # the leases are gone
+    second = request(make_project(connector=one_slot, source={"path": str(path)}))
+    assert second.status == ImportRun.Status.QUEUED  # Redis had a free slot
+    assert import_run_execute(run_id=second.pk) is None
+    second.refresh_from_db()
+    assert second.status == ImportRun.Status.WAITING
+    assert "limit 1" in second.events.filter(kind="waiting").last().message
+    assert connector_slots(one_slot).count() == 0  # its lease given back
