@@ -269,7 +269,29 @@ class ImportRun(models.Model):
         return (self.finished_at or timezone.now()) - self.started_at
 
 
-class ImportRunEvent(models.Model):
+class Event(models.Model):
+    """What the run and project logs share: when, who, what, details."""
+
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    actor = models.CharField(
+        _("actor"),
+        max_length=150,
+        blank=True,
+        help_text=_("Who or what caused the event."),
+    )
+    message = models.TextField(_("message"), blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class ImportRunEvent(Event):
+    """An entry of a run's log: who, when, why."""
+
     class Kind(models.TextChoices):
         REQUESTED = "requested", _("Requested")
         DISPATCHED = "dispatched", _("Dispatched")
@@ -297,16 +319,7 @@ class ImportRunEvent(models.Model):
         related_name="events",
         verbose_name=_("run"),
     )
-    at = models.DateTimeField(_("at"), default=timezone.now)
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
-    actor = models.CharField(
-        _("actor"),
-        max_length=150,
-        blank=True,
-        help_text=_("Who or what caused the event."),
-    )
-    message = models.TextField(_("message"), blank=True)
-    data = models.JSONField(_("data"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("run event")
@@ -314,11 +327,8 @@ class ImportRunEvent(models.Model):
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["run", "at"], name="run_event_run_at")]
 
-    def __str__(self) -> str:
-        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
-
-class ProjectEvent(models.Model):
+class ProjectEvent(Event):
     """Something that happened to a project outside any run's life."""
 
     class Kind(models.TextChoices):
@@ -333,16 +343,7 @@ class ProjectEvent(models.Model):
         related_name="events",
         verbose_name=_("project"),
     )
-    at = models.DateTimeField(_("at"), default=timezone.now)
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
-    actor = models.CharField(
-        _("actor"),
-        max_length=150,
-        blank=True,
-        help_text=_("Who or what caused the event."),
-    )
-    message = models.TextField(_("message"), blank=True)
-    data = models.JSONField(_("data"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("project event")
@@ -351,9 +352,6 @@ class ProjectEvent(models.Model):
         indexes = [
             models.Index(fields=["project", "-at"], name="project_event_project_at")
         ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class Record(models.Model):
