@@ -60,6 +60,7 @@ from imports.services.runs import import_run_dispatch, project_fence_floor
 from imports.services.slots import (
     connector_waiting_promote,
     run_slot_acquire,
+    run_slot_free,
     run_slot_release,
 )
 from locking import LockingUnavailable, Renewer
@@ -379,7 +380,7 @@ def import_run_execute(*, run_id: int) -> ImportRun | None:
         run.refresh_from_db()
         if run.status in ImportRun.FINAL_STATUSES:
             lock.release()
-            _slot_free(connector.pk, run.lock_token)
+            run_slot_free(connector_id=connector.pk, token=run.lock_token)
         return None
     run.status, run.started_at, run.heartbeat_at, run.fencing_token = (
         ImportRun.Status.RUNNING,
@@ -415,7 +416,7 @@ def import_run_execute(*, run_id: int) -> ImportRun | None:
                 lock.release()
             except LockingUnavailable:
                 logger.warning("could not release the lock of run %s", run.pk)
-        _slot_free(connector.pk, lock.token)
+        run_slot_free(connector_id=connector.pk, token=lock.token)
     return run
 
 
@@ -438,14 +439,6 @@ def _start_later(run: ImportRun, previous: str, *, reason: str) -> None:
             data={"error_class": "LockingUnavailable", "delay": round(delay, 3)},
         )
     return None
-
-
-def _slot_free(connector_id: int, token: str) -> None:
-    run_slot_release(connector_id=connector_id, token=token)
-    try:
-        connector_waiting_promote(connector_id=connector_id)
-    except Exception:
-        logger.exception("promoting the waiting runs of connector %s", connector_id)
 
 
 def _run_pipeline(attempt: Attempt, *, renewer: Renewer, heartbeat: _Heartbeat) -> None:

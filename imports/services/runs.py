@@ -53,6 +53,7 @@ from imports.services.slots import (
     connector_waiting_promote,
     run_slot_acquire,
     run_slot_extend,
+    run_slot_free,
     run_slot_release,
 )
 from imports.validation import project_settings_errors
@@ -397,12 +398,10 @@ def import_run_cancel(
 
 
 def _run_slot_free(run: ImportRun) -> None:
-    """Give back the run's slot and start whoever waits for one."""
     connector_id = Project.objects.values_list("connector_id", flat=True).get(
         pk=run.project_id
     )
-    run_slot_release(connector_id=connector_id, token=run.lock_token)
-    connector_waiting_promote(connector_id=connector_id)
+    run_slot_free(connector_id=connector_id, token=run.lock_token)
 
 
 def project_force_unlock(*, project: Project, unlocked_by: str, reason: str) -> dict:

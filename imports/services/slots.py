@@ -48,6 +48,15 @@ def run_slot_release(*, connector_id: int, token: str) -> None:
         logger.warning("could not release a slot of connector %s", connector_id)
 
 
+def run_slot_free(*, connector_id: int, token: str) -> None:
+    """Give back a run's slot and start whoever waits for one; never fails."""
+    run_slot_release(connector_id=connector_id, token=token)
+    try:
+        connector_waiting_promote(connector_id=connector_id)
+    except Exception:
+        logger.exception("promoting the waiting runs of connector %s", connector_id)
+
+
 def connector_waiting_promote(*, connector_id: int, limit: int = 100) -> list[int]:
     """Start the oldest waiting runs of a connector while slots are free.
 

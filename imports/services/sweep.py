@@ -25,7 +25,7 @@ from imports.models import ImportRun, ImportRunEvent
 from imports.pipeline import STAGE_TABLE
 from imports.services.events import import_run_event_record
 from imports.services.runs import DISPATCH_GRACE_SECONDS, import_run_dispatch
-from imports.services.slots import connector_waiting_promote, run_slot_release
+from imports.services.slots import connector_waiting_promote, run_slot_free
 from locking import Lock, LockingUnavailable
 
 logger = logging.getLogger(__name__)
@@ -116,12 +116,11 @@ def _reap(run: ImportRun) -> bool:
         project_lock(run.project_id, token=run.lock_token).release()
     except LockingUnavailable:
         pass
-    connector_id = run.project.connector_id
-    run_slot_release(connector_id=connector_id, token=run.lock_token)
+    lost_token = run.lock_token
     if retry:
-        run.refresh_from_db()
+        run.refresh_from_db()  # the new attempt's token
         _dispatch(run)
-    connector_waiting_promote(connector_id=connector_id)
+    run_slot_free(connector_id=run.project.connector_id, token=lost_token)
     return True
 
 
@@ -207,7 +206,6 @@ def runs_revoke_cancelled() -> int:
             return revoked
         app.control.revoke(run.celery_task_id, terminate=True, signal="SIGTERM")
         lock.release()
-        run_slot_release(connector_id=run.project.connector_id, token=run.lock_token)
         import_run_event_record(
             run=run,
             kind=ImportRunEvent.Kind.REVOKED,
@@ -215,7 +213,7 @@ def runs_revoke_cancelled() -> int:
             message=_("The worker did not stop within %(grace)s s; revoked.")
             % {"grace": settings.IMPORTHUB_CANCEL_GRACE_SECONDS},
         )
-        connector_waiting_promote(connector_id=run.project.connector_id)
+        run_slot_free(connector_id=run.project.connector_id, token=run.lock_token)
         revoked += 1
     return revoked
 
