@@ -146,11 +146,23 @@ class RunViewFilter(admin.SimpleListFilter):
 
 
 class ImporthubMediaMixin:
-    """Shared media of the importhub admin pages."""
+    """Shared media and object-button helpers of the importhub admin pages."""
 
     class Media:
         # The stylesheet is linked by admin/base_site.html, on every page.
         js = ["imports/admin/autorefresh.js"]
+
+    def _object_or_404(self, request, object_id):
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404
+        return obj
+
+    def _change_url(self, obj) -> str:
+        opts = self.model._meta
+        return reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]
+        )
 
 
 @admin.register(Project)
@@ -323,20 +335,11 @@ class ProjectAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _project_or_404(self, request, object_id) -> Project:
-        project = self.get_object(request, object_id)
-        if project is None:
-            raise Http404
-        return project
-
-    def _change_url(self, project: Project) -> str:
-        return reverse("admin:imports_project_change", args=[project.pk])
-
     def import_now_view(self, request, object_id):
         return require_POST(self._import_now)(request, object_id)
 
     def _import_now(self, request, object_id):
-        project = self._project_or_404(request, object_id)
+        project = self._object_or_404(request, object_id)
         if not self.has_import_permission(request, project):
             raise PermissionDenied
         try:
@@ -361,7 +364,7 @@ class ProjectAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         return HttpResponseRedirect(self._change_url(project))
 
     def force_unlock_view(self, request, object_id):
-        project = self._project_or_404(request, object_id)
+        project = self._object_or_404(request, object_id)
         if not self.has_force_unlock_permission(request, project):
             raise PermissionDenied
         if request.method == "POST":
@@ -730,20 +733,11 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
             ),
         ] + super().get_urls()
 
-    def _run_or_404(self, request, object_id) -> ImportRun:
-        run = self.get_object(request, object_id)
-        if run is None:
-            raise Http404
-        return run
-
-    def _change_url(self, run: ImportRun) -> str:
-        return reverse("admin:imports_importrun_change", args=[run.pk])
-
     def retry_view(self, request, object_id):
         return require_POST(self._retry)(request, object_id)
 
     def _retry(self, request, object_id):
-        run = self._run_or_404(request, object_id)
+        run = self._object_or_404(request, object_id)
         if not self.has_retry_permission(request, run):
             raise PermissionDenied
         try:
@@ -763,7 +757,7 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         return require_POST(self._cancel)(request, object_id)
 
     def _cancel(self, request, object_id):
-        run = self._run_or_404(request, object_id)
+        run = self._object_or_404(request, object_id)
         if not self.has_cancel_permission(request, run):
             raise PermissionDenied
         try:
