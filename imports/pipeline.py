@@ -60,15 +60,6 @@ class LoadResult:
         return data
 
 
-def record_payload(row: dict) -> bytes:
-    """The record as canonical JSON: sorted keys, UTF-8."""
-    return orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
-
-
-def record_checksum(payload: bytes) -> str:
-    return hashlib.md5(payload, usedforsecurity=False).hexdigest()
-
-
 class Stage:
     """A per-run staging table ``(seq, key, data, checksum)``.
 
@@ -339,8 +330,9 @@ class _Extraction:
         rows = []
         append = rows.append
         row_key = self.row_key
-        # The hot loop of every import: one pass per row, nothing avoidable
-        # (record_payload and record_checksum inlined, attributes bound).
+        # The hot loop of every import: one pass per row, nothing avoidable.
+        # A record's payload is canonical JSON (sorted keys, UTF-8) and its
+        # checksum the payload's MD5, so an unchanged row is never rewritten.
         dumps, option, md5 = orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.md5
         for item in batch:
             seq += 1
