@@ -29,10 +29,12 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import common
+
+ROOT = common.ROOT
 WORK = ROOT / "var" / "bench"
 DB_NAME = os.environ.get("BENCH_DB", "importhub_bench")
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+PG = common.PG
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 SMALL_ROWS = max(ROWS // 10, 1)
 HEADER = ["region", "customer", "seq", "name", "amount", "quantity", "created", "note"]
@@ -66,25 +68,7 @@ def generate(path: Path, rows: int) -> Path:
 
 
 def setup_django() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
-    os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
-    os.environ["IMPORTHUB_TASK_QUEUE"] = f"bench-{uuid.uuid4().hex[:8]}"
-    os.environ["IMPORTHUB_REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}:"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    common.setup_django(DB_NAME, label="bench")
 
 
 def fresh_project(name: str, path: Path):

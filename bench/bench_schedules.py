@@ -14,13 +14,14 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import common
+
+ROOT = common.ROOT
 WORK = ROOT / "var" / "bench"
 DB_NAME = os.environ.get("BENCH_SCHED_DB", "importhub_bench_sched")
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+PG = common.PG
 PROJECTS = int(os.environ.get("BENCH_PROJECTS", "10000"))
 GOAL_SECONDS = 60.0
 # The beat must have loaded every entry before the minute starts.
@@ -28,25 +29,7 @@ LEAD_SECONDS = 40
 
 
 def setup_django() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
-    os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
-    os.environ["IMPORTHUB_TASK_QUEUE"] = f"bench-sched-{uuid.uuid4().hex[:8]}"
-    os.environ["IMPORTHUB_REDIS_PREFIX"] = f"bench-sched-{uuid.uuid4().hex[:8]}:"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    common.setup_django(DB_NAME, label="bench-sched")
 
 
 def create_projects(minute: datetime.datetime) -> None:
