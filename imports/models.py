@@ -1,5 +1,6 @@
 """Projects, import runs, their event log and the records imports land."""
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -69,6 +70,16 @@ class Project(models.Model):
         _("maximum retries"),
         default=3,
         help_text=_("How many times a transient failure is retried."),
+    )
+    replace_delete_limit = models.PositiveSmallIntegerField(
+        _("replace: deletion limit (%)"),
+        default=50,
+        validators=[MaxValueValidator(100)],
+        help_text=_(
+            "A replace run that would delete more than this share of the "
+            "project's rows fails before the merge unless an operator "
+            "confirms that run. 100 allows any deletion."
+        ),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -197,6 +208,19 @@ class ImportRun(models.Model):
     rows_unchanged = models.BigIntegerField(_("rows unchanged"), default=0)
     rows_deleted = models.BigIntegerField(_("rows deleted"), default=0)
     rows_rejected = models.BigIntegerField(_("rows rejected"), default=0)
+    rows_duplicates = models.BigIntegerField(
+        _("duplicate rows"),
+        default=0,
+        help_text=_("Rows whose key repeated an earlier row's; the last one wins."),
+    )
+    deletions_confirmed = models.BooleanField(
+        _("deletions confirmed"),
+        default=False,
+        help_text=_(
+            "An operator allowed this run to delete more than the project's "
+            "deletion limit."
+        ),
+    )
     error_class = models.CharField(
         _("error class"),
         max_length=200,
