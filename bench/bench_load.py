@@ -270,7 +270,7 @@ class Worker:
 
 def importhub_run(project) -> tuple[float, object]:
     from imports.models import ImportRun
-    from imports.services.runs import import_run_request
+    from imports.services.guard import import_run_request
 
     start = time.perf_counter()
     run = import_run_request(project=project, requested_by="bench", trigger="command")

@@ -587,7 +587,7 @@ class Soak:
 
         from imports.exceptions import ConnectorBusy, ProjectBusy
         from imports.models import Project
-        from imports.services.runs import import_run_request
+        from imports.services.guard import import_run_request
 
         try:
             project = Project.objects.select_related("connector").get(pk=project_id)
@@ -620,7 +620,7 @@ class Soak:
 
         from imports.exceptions import RunNotCancellable
         from imports.models import ImportRun
-        from imports.services.runs import import_run_cancel
+        from imports.services.operations import import_run_cancel
 
         try:
             for _ in range(self.rnd.randint(1, 3)):
@@ -855,7 +855,7 @@ class Soak:
     def settle(self, trial: Trial) -> float:
         """Wait until every run is final; report and unlock those that aren't."""
         from imports.models import ImportRun, Project
-        from imports.services.runs import project_force_unlock
+        from imports.services.operations import project_force_unlock
 
         start = time.monotonic()
         while time.monotonic() - start < SETTLE_SECONDS:

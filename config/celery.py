@@ -23,7 +23,3 @@ if os.environ.get("LOG_FORMAT") == "json":
         from django.conf import settings
 
         logging.config.dictConfig(settings.LOGGING)
-
-
-# The run context of task log lines (task_prerun/task_postrun receivers).
-import imports.logging  # noqa: E402,F401

@@ -107,6 +107,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A session that stalls inside a transaction (a worker paused in its
+    # load) must not hold its row locks for ever: PostgreSQL ends it after
+    # this long idle, its transaction rolls back, and the sweep and the
+    # admin can lock those rows again. 0 turns the bound off.
+    IMPORTHUB_DB_IDLE_IN_TRANSACTION_SECONDS = env_float(
+        "IMPORTHUB_DB_IDLE_IN_TRANSACTION_SECONDS", 60.0
+    )
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(
+        filter(
+            None,
+            [
+                _options.get("options", ""),
+                "-c idle_in_transaction_session_timeout="
+                f"{int(IMPORTHUB_DB_IDLE_IN_TRANSACTION_SECONDS * 1000)}",
+            ],
+        )
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

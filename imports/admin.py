@@ -26,9 +26,9 @@ from imports.exceptions import ImportRequestError
 from imports.forms import ProjectAdminForm
 from imports.models import ImportRun, Project
 from imports.services import dashboard
-from imports.services.runs import (
+from imports.services.guard import import_run_request
+from imports.services.operations import (
     import_run_cancel,
-    import_run_request,
     import_run_retry,
     project_force_unlock,
 )

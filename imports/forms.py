@@ -3,11 +3,14 @@
 from django import forms
 
 from imports.models import Project
-from imports.validation import project_settings_validate
 
 
 class ProjectAdminForm(forms.ModelForm):
-    """Refuses a source, key fields or mode that would fail on a worker."""
+    """Refuses a source, key fields or mode that would fail on a worker.
+
+    The checks are the model's own (``Project.clean``), run by the form's
+    ``full_clean`` like every other way a project is saved.
+    """
 
     class Meta:
         model = Project
@@ -20,21 +23,5 @@ class ProjectAdminForm(forms.ModelForm):
             "on_bad_row",
             "is_active",
             "max_retries",
+            "replace_delete_limit",
         ]
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        try:
-            project_settings_validate(
-                connector=cleaned.get("connector"),
-                source=cleaned.get("source"),
-                key_fields=cleaned.get("key_fields"),
-                mode=cleaned.get("mode"),
-            )
-        except forms.ValidationError as exc:
-            for field, messages in exc.message_dict.items():
-                for message in messages:
-                    self.add_error(field if field in self.fields else None, message)
-        return cleaned

@@ -1,11 +1,12 @@
 """The project locks and connector slots of importhub, built on locking/."""
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import redis
 from django.conf import settings
 
-from locking import Lock, Semaphore, make_redis_client
+from locking import Lock, LockingUnavailable, Semaphore, make_redis_client
 
 
 @lru_cache(maxsize=8)
@@ -103,3 +104,46 @@ def stat_incr(name: str, amount: int = 1) -> None:
 def stat_get(name: str) -> int:
     value = redis_client().get(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}")
     return int(value or 0)
+
+
+def project_lock_held_by(project_id: int, token: str) -> bool:
+    """Whether the project's lock is held with ``token`` right now."""
+    return Lock.has_lock_with_value(
+        redis_client(),
+        project_lock_name(project_id),
+        token,
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+    )
+
+
+def beat_tick_claim(name: str, *, window: float) -> bool:
+    """Claim one tick of schedule ``name``; False if another beat has it.
+
+    The key lives for the tick's window, so two beat processes running the
+    same schedule dispatch each tick once.
+    """
+    key = f"{settings.IMPORTHUB_REDIS_PREFIX}beat-tick:{name}"
+    return bool(redis_client().set(key, b"1", nx=True, px=int(window * 1000)))
+
+
+def project_locks_held() -> Iterator[tuple[int, str, float | None]]:
+    """Every project lock held now: ``(project id, owner, seconds left)``.
+
+    For the sweep, which frees the locks no active run owns. Scans the
+    lock keys (SCAN, never KEYS); a lock that ends mid-scan is left out.
+    """
+    client = redis_client()
+    prefix = settings.IMPORTHUB_REDIS_PREFIX
+    pattern = f"{prefix}lock:{project_lock_name('*')}"
+    try:
+        keys = list(client.scan_iter(match=pattern, count=500))
+    except redis.RedisError as exc:
+        raise LockingUnavailable(f"cannot scan the project locks: {exc}") from exc
+    for key in keys:
+        name = key.decode().removeprefix(f"{prefix}lock:")
+        project_id = int(name.rsplit(":", 1)[1])
+        owner = Lock.current_owner(client, name, prefix=prefix)
+        if owner is None:
+            continue
+        left = Lock(client, name, ttl=1, prefix=prefix, token=owner).ttl_remaining()
+        yield project_id, owner, left

@@ -125,8 +125,8 @@ class JsonFormatter(logging.Formatter):
 _task_tokens: dict[str, object] = {}
 
 
-@signals.task_prerun.connect
-def _enter_run_context(task_id=None, task=None, kwargs=None, **_):
+def enter_run_context(task_id=None, task=None, kwargs=None, **_):
+    """``task_prerun``: a task that takes a run_id logs in its run's context."""
     run_id = (kwargs or {}).get("run_id")
     if run_id is None:
         return
@@ -138,8 +138,18 @@ def _enter_run_context(task_id=None, task=None, kwargs=None, **_):
     _task_tokens[task_id] = _run_context.set((run_id, project_id))
 
 
-@signals.task_postrun.connect
-def _leave_run_context(task_id=None, **_):
+def leave_run_context(task_id=None, **_):
+    """``task_postrun``: leave the context ``enter_run_context`` entered."""
     token = _task_tokens.pop(task_id, None)
     if token is not None:
         _run_context.reset(token)
+
+
+def connect_signals() -> None:
+    """Register the receivers (``ImportsConfig.ready()`` calls this)."""
+    signals.task_prerun.connect(
+        enter_run_context, weak=False, dispatch_uid="importhub.enter_run_context"
+    )
+    signals.task_postrun.connect(
+        leave_run_context, weak=False, dispatch_uid="importhub.leave_run_context"
+    )

@@ -43,7 +43,7 @@ from django.db import IntegrityError
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from imports.locks import redis_client
+from imports.locks import beat_tick_claim
 
 logger = logging.getLogger(__name__)
 
@@ -161,9 +161,8 @@ class ImporthubScheduler(DatabaseScheduler):
         return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
 
     def _tick_claim(self, name: str, window: float) -> bool:
-        key = f"{settings.IMPORTHUB_REDIS_PREFIX}beat-tick:{name}"
         try:
-            return bool(redis_client().set(key, b"1", nx=True, px=int(window * 1000)))
+            return beat_tick_claim(name, window=window)
         except Exception:
             # Without Redis the guard refuses the tick anyway; do not drop it
             # here, so the refusal is recorded on the project.

@@ -1,8 +1,16 @@
 """Celery tasks: thin wrappers that load an id and call one service.
 
-Both tasks route a direct ``.delay()``/``.apply_async()`` through the guard,
-so code that calls them cannot dispatch a second import of a busy project:
-the call raises ``ProjectBusy`` before anything reaches the broker.
+Both import tasks route a direct ``.delay()``/``.apply_async()`` through the
+guard, so code that calls them cannot dispatch a second import of a busy
+project: the call raises ``ProjectBusy`` before anything reaches the broker.
+The guard's own messages are sent with ``ImportRunExecuteTask.publish``,
+which only ``imports.services.dispatch`` calls.
+
+This module imports no service at load time (each task imports its service
+in its body), so the services may import the tasks and no cycle forms.
+
+The task names are part of the broker's messages: renaming one strands the
+messages already queued (``tests/imports/test_tasks.py`` pins them).
 """
 
 from celery import Task, shared_task
@@ -10,9 +18,6 @@ from django.conf import settings
 
 from imports.exceptions import ProjectBusy
 from imports.models import ImportRun, Project
-from imports.services.execution import import_run_execute
-from imports.services.runs import import_run_request, publishing_run_id
-from imports.services.sweep import runs_sweep
 
 
 def _call_kwargs(args, kwargs, name: str):
@@ -26,13 +31,21 @@ def _call_kwargs(args, kwargs, name: str):
 class ImportRunExecuteTask(Task):
     """Publishes only the guard's own messages; other calls ask the guard."""
 
+    def publish(self, *, run_id: int, task_id: str, countdown: float | None = None):
+        """Send the message of a run the guard accepted (dispatch's only)."""
+        return super().apply_async(
+            kwargs={"run_id": run_id},
+            task_id=task_id,
+            countdown=countdown,
+            queue=settings.IMPORTHUB_TASK_QUEUE,
+        )
+
     def apply_async(self, args=None, kwargs=None, task_id=None, **options):
-        run_id = _call_kwargs(args, kwargs, "run_id")
-        if publishing_run_id() == run_id:
-            options.setdefault("queue", settings.IMPORTHUB_TASK_QUEUE)
-            return super().apply_async(args, kwargs, task_id=task_id, **options)
+        from imports.services.guard import import_run_request
+
         # Someone called the task directly for a run: that is a request to
         # import the run's project, and it goes through the guard.
+        run_id = _call_kwargs(args, kwargs, "run_id")
         run = ImportRun.objects.select_related("project__connector").get(pk=run_id)
         new_run = import_run_request(
             project=run.project,
@@ -46,6 +59,8 @@ class ProjectImportTask(Task):
     """``project_import_task.delay(project_id=...)`` is the guard, called."""
 
     def apply_async(self, args=None, kwargs=None, task_id=None, **options):
+        from imports.services.guard import import_run_request
+
         project_id = _call_kwargs(args, kwargs, "project_id")
         project = Project.objects.select_related("connector").get(pk=project_id)
         run = import_run_request(
@@ -66,6 +81,8 @@ class ProjectImportTask(Task):
     ignore_result=False,
 )
 def import_run_execute_task(self, run_id: int) -> str | None:
+    from imports.services.execution import import_run_execute
+
     run = import_run_execute(run_id=run_id)
     return run.status if run is not None else None
 
@@ -77,6 +94,8 @@ def project_import_task(project_id: int, requested_by: str = "") -> dict:
     Runs the guard on the worker. A busy project is an expected outcome, so
     it is returned (and logged by the guard), not raised.
     """
+    from imports.services.guard import import_run_request
+
     project = Project.objects.select_related("connector").get(pk=project_id)
     try:
         run = import_run_request(
@@ -92,6 +111,8 @@ def project_import_task(project_id: int, requested_by: str = "") -> dict:
 @shared_task(name="imports.runs_sweep", ignore_result=True)
 def runs_sweep_task() -> dict:
     """Reap lost workers, dispatch due retries, start waiting runs."""
+    from imports.services.sweep import runs_sweep
+
     return runs_sweep()
 
 

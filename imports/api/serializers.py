@@ -23,6 +23,7 @@ class RunCountsSerializer(serializers.Serializer):
     unchanged = serializers.IntegerField(source="rows_unchanged")
     deleted = serializers.IntegerField(source="rows_deleted")
     rejected = serializers.IntegerField(source="rows_rejected")
+    duplicates = serializers.IntegerField(source="rows_duplicates")
 
 
 class RunLinksSerializer(serializers.Serializer):
@@ -48,6 +49,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "counts",
+            "deletions_confirmed",
             "error_class",
             "error_message",
             "links",
@@ -62,6 +64,18 @@ class ImportRunSerializer(serializers.ModelSerializer):
                 "api:project-runs", kwargs={"project_id": run.project_id}
             ),
         }
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    """The optional body of a request to import a project."""
+
+    confirm_deletions = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Allow this run, in replace mode, to delete more than the "
+            "project's deletion limit (or to empty the project)."
+        ),
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

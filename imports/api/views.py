@@ -11,12 +11,13 @@ from rest_framework.views import APIView
 from imports.api.permissions import CanStartImports, CanViewRuns
 from imports.api.serializers import (
     ErrorSerializer,
+    ImportRequestSerializer,
     ImportRunSerializer,
     ProjectBusySerializer,
 )
 from imports.exceptions import ImportRequestError, ProjectBusy
 from imports.models import ImportRun, Project
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 
 
 class ProjectImportCreateView(APIView):
@@ -26,7 +27,7 @@ class ProjectImportCreateView(APIView):
 
     @extend_schema(
         operation_id="project_import_create",
-        request=None,
+        request=ImportRequestSerializer,
         responses={
             202: ImportRunSerializer,
             404: OpenApiResponse(ErrorSerializer, description="Unknown project."),
@@ -46,11 +47,14 @@ class ProjectImportCreateView(APIView):
         project = get_object_or_404(
             Project.objects.select_related("connector"), pk=project_id
         )
+        body = ImportRequestSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
         try:
             run = import_run_request(
                 project=project,
                 requested_by=request.user.get_username(),
                 trigger=ImportRun.Trigger.API,
+                confirm_deletions=body.validated_data["confirm_deletions"],
             )
         except ProjectBusy as exc:
             return Response(

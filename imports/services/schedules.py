@@ -11,7 +11,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from imports.exceptions import ConnectorBusy, ImportRequestError, ProjectBusy
 from imports.models import ImportRun, Project, ProjectEvent
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 
 logger = logging.getLogger(__name__)
 

@@ -20,15 +20,86 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from imports.locks import project_lock, project_lock_name, redis_client
+from imports.locks import project_lock, project_lock_held_by, project_locks_held
 from imports.models import ImportRun, ImportRunEvent
 from imports.pipeline import STAGE_TABLE
+from imports.services.dispatch import import_run_dispatch
 from imports.services.events import import_run_event_record
-from imports.services.runs import DISPATCH_GRACE_SECONDS, import_run_dispatch
-from imports.services.slots import connector_waiting_promote, run_slot_free
-from locking import Lock, LockingUnavailable
+from imports.services.guard import DISPATCH_GRACE_SECONDS
+from imports.services.transitions import REAP_FAIL, REAP_RETRY
+from imports.services.waiting import connector_waiting_promote, run_slot_free
+from locking import LockingUnavailable
+
+REAPER = "reaper"
+# How long the sweep waits for a row or table lock before it moves on: a
+# stalled worker's transaction must not stall the sweep for everyone.
+SWEEP_LOCK_TIMEOUT = "2s"
 
 logger = logging.getLogger(__name__)
+
+
+def _each(step: str, runs, handle) -> int:
+    """Handle each run on its own; returns how many ``handle`` said it did.
+
+    A run the step cannot handle (a bad row, a bug) is logged and recorded
+    on the run, and the step goes on with the next one, so one bad row never
+    stops the sweep for everybody. Without Redis there is no verdict: the
+    step stops and the next sweep tries again.
+    """
+    done = 0
+    for run in runs:
+        try:
+            done += bool(handle(run))
+        except LockingUnavailable:
+            logger.warning("sweep step %s stopped: Redis is unreachable", step)
+            break
+        except Exception as exc:
+            _record_failure(step, run, exc)
+    return done
+
+
+def _record_failure(step: str, run: ImportRun, exc: Exception) -> None:
+    logger.exception(
+        "sweep step %s could not handle run %s",
+        step,
+        run.pk,
+        extra={"run_id": run.pk, "project_id": run.project_id},
+    )
+    message = _("The sweep could not %(step)s this run: %(error)s") % {
+        "step": step,
+        "error": f"{type(exc).__name__}: {exc}",
+    }
+    try:
+        last = run.events.order_by("-at", "-id").first()
+        # Once per distinct failure, not once per sweep tick.
+        if (
+            last is None
+            or last.kind != ImportRunEvent.Kind.SWEEP_FAILED
+            or (last.message != message)
+        ):
+            import_run_event_record(
+                run=run,
+                kind=ImportRunEvent.Kind.SWEEP_FAILED,
+                actor=REAPER,
+                message=message,
+                data={"step": step, "error_class": type(exc).__name__},
+            )
+    except Exception:
+        logger.exception("could not record the sweep failure of run %s", run.pk)
+
+
+def _row_locked(run: ImportRun) -> bool:
+    """Lock ``run``'s row for the current transaction, if nobody holds it.
+
+    A row held by another transaction (a worker inside its load) is skipped
+    and comes back at the next sweep.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{SWEEP_LOCK_TIMEOUT}'")
+    return (
+        ImportRun.objects.select_for_update(skip_locked=True).filter(pk=run.pk).exists()
+    )
 
 
 def runs_sweep() -> dict[str, int]:
@@ -53,83 +124,65 @@ def runs_reap_lost() -> int:
     stale = ImportRun.objects.filter(
         status=ImportRun.Status.RUNNING, heartbeat_at__lt=timezone.now() - lease
     ).select_related("project")
-    reaped = 0
-    for run in stale:
-        try:
-            alive = Lock.has_lock_with_value(
-                redis_client(),
-                project_lock_name(run.project_id),
-                run.lock_token,
-                prefix=settings.IMPORTHUB_REDIS_PREFIX,
-            )
-        except LockingUnavailable:
-            return reaped  # no verdict without Redis
-        if alive:
-            continue
-        if _reap(run):
-            reaped += 1
-    return reaped
+    return _each("reap", stale, _reap)
 
 
 def _reap(run: ImportRun) -> bool:
+    if project_lock_held_by(run.project_id, run.lock_token):
+        return False  # the renewer keeps it: the worker is alive
     retry = run.attempt < 1 + run.project.max_retries
     reason = _("Worker lost: no heartbeat since %(at)s (lease %(lease)s s).") % {
         "at": run.heartbeat_at.isoformat(timespec="seconds"),
         "lease": settings.IMPORTHUB_LEASE_SECONDS,
     }
+    lost_token = run.lock_token
+    reaped = {
+        "actor": REAPER,
+        "message": reason,
+        "data": {"retry": retry, "attempt": run.attempt},
+        # Conditional on the heartbeat the reaper saw: a worker that came
+        # back to life meanwhile keeps its run.
+        "guards": {
+            "fencing_token": run.fencing_token,
+            "heartbeat_at": run.heartbeat_at,
+        },
+        "error_class": "WorkerLost",
+        "error_message": reason,
+    }
     with transaction.atomic():
-        changed = ImportRun.objects.filter(
-            pk=run.pk,
-            status=ImportRun.Status.RUNNING,
-            fencing_token=run.fencing_token,
-            heartbeat_at=run.heartbeat_at,
-        )
+        if not _row_locked(run):
+            return False
         if retry:
             # A new token for the next attempt: the lost worker, should it
             # wake up, owns nothing any more (its extend and release fail,
             # and its fence is older than the next attempt's).
-            updated = changed.update(
-                status=ImportRun.Status.RETRYING,
+            updated = REAP_RETRY.apply(
+                run,
+                **reaped,
                 attempt=run.attempt + 1,
                 lock_token=uuid.uuid4().hex,
                 next_attempt_at=timezone.now(),
-                error_class="WorkerLost",
-                error_message=reason,
             )
         else:
-            updated = changed.update(
-                status=ImportRun.Status.FAILED,
-                finished_at=timezone.now(),
-                error_class="WorkerLost",
-                error_message=reason,
-            )
-        if not updated:
-            return False
-        import_run_event_record(
-            run=run,
-            kind=ImportRunEvent.Kind.REAPED,
-            actor="reaper",
-            message=reason,
-            data={"retry": retry, "attempt": run.attempt},
-        )
-    try:
-        project_lock(run.project_id, token=run.lock_token).release()
-    except LockingUnavailable:
-        pass
-    lost_token = run.lock_token
+            updated = REAP_FAIL.apply(run, **reaped)
+    if not updated:
+        return False
+    if lost_token:  # a run that never held a lock has none to give back
+        try:
+            project_lock(run.project_id, token=lost_token).release()
+        except LockingUnavailable:
+            pass
     if retry:
-        run.refresh_from_db()  # the new attempt's token
         _dispatch(run)
     run_slot_free(connector_id=run.project.connector_id, token=lost_token)
     return True
 
 
 def _dispatch(run: ImportRun) -> bool:
-    try:
-        import_run_dispatch(run=run, countdown=0)
-    except Exception:
-        logger.exception("could not dispatch run %s", run.pk)
-        return False
+    with transaction.atomic():
+        if not _row_locked(run):
+            return False
+    import_run_dispatch(run=run, countdown=0)
     return True
 
 
@@ -144,7 +197,7 @@ def runs_dispatch_due_retries() -> int:
     due = ImportRun.objects.filter(
         status=ImportRun.Status.RETRYING, next_attempt_at__lt=late
     ).select_related("project__connector")
-    return sum(_dispatch(run) for run in due)
+    return _each("dispatch", due, _dispatch)
 
 
 def runs_redispatch_queued() -> int:
@@ -160,18 +213,20 @@ def runs_redispatch_queued() -> int:
     queued = ImportRun.objects.filter(
         status=ImportRun.Status.QUEUED, dispatched_at__lt=stale
     ).select_related("project__connector")
-    sent = 0
-    for run in queued:
-        if _dispatch(run):
-            import_run_event_record(
-                run=run,
-                kind=ImportRunEvent.Kind.DISPATCHED,
-                actor="reaper",
-                message=_("Not started %(after)s s after its dispatch; sent again.")
-                % {"after": int(settings.IMPORTHUB_REDISPATCH_SECONDS)},
-            )
-            sent += 1
-    return sent
+
+    def redispatch(run: ImportRun) -> bool:
+        if not _dispatch(run):
+            return False
+        import_run_event_record(
+            run=run,
+            kind=ImportRunEvent.Kind.DISPATCHED,
+            actor=REAPER,
+            message=_("Not started %(after)s s after its dispatch; sent again.")
+            % {"after": int(settings.IMPORTHUB_REDISPATCH_SECONDS)},
+        )
+        return True
+
+    return _each("dispatch", queued, redispatch)
 
 
 def runs_promote_waiting() -> int:
@@ -180,9 +235,13 @@ def runs_promote_waiting() -> int:
         .values_list("project__connector_id", flat=True)
         .distinct()
     )
-    return sum(
-        len(connector_waiting_promote(connector_id=cid)) for cid in connector_ids
-    )
+    promoted = 0
+    for connector_id in connector_ids:
+        try:
+            promoted += len(connector_waiting_promote(connector_id=connector_id))
+        except Exception:
+            logger.exception("promoting the runs of connector %s", connector_id)
+    return promoted
 
 
 def runs_revoke_cancelled() -> int:
@@ -196,26 +255,24 @@ def runs_revoke_cancelled() -> int:
         finished_at__gt=grace - timedelta(hours=24),
         started_at__isnull=False,
     ).select_related("project")
-    revoked = 0
-    for run in recent:
+
+    def revoke(run: ImportRun) -> bool:
         lock = project_lock(run.project_id, token=run.lock_token)
-        try:
-            if not lock.owned():
-                continue
-        except LockingUnavailable:
-            return revoked
+        if not lock.owned():
+            return False
         app.control.revoke(run.celery_task_id, terminate=True, signal="SIGTERM")
         lock.release()
         import_run_event_record(
             run=run,
             kind=ImportRunEvent.Kind.REVOKED,
-            actor="reaper",
+            actor=REAPER,
             message=_("The worker did not stop within %(grace)s s; revoked.")
             % {"grace": settings.IMPORTHUB_CANCEL_GRACE_SECONDS},
         )
         run_slot_free(connector_id=run.project.connector_id, token=run.lock_token)
-        revoked += 1
-    return revoked
+        return True
+
+    return _each("revoke", recent, revoke)
 
 
 def locks_release_orphaned() -> int:
@@ -224,19 +281,9 @@ def locks_release_orphaned() -> int:
     A lock younger than the dispatch grace may belong to a request that has
     not committed its run yet; it is left alone (it expires by itself).
     """
-    client = redis_client()
-    prefix = settings.IMPORTHUB_REDIS_PREFIX
-    pattern = f"{prefix}lock:{project_lock_name('*')}"
     released = 0
     try:
-        for key in client.scan_iter(match=pattern, count=500):
-            name = key.decode().removeprefix(f"{prefix}lock:")
-            project_id = int(name.rsplit(":", 1)[1])
-            owner = Lock.current_owner(client, name, prefix=prefix)
-            if owner is None:
-                continue
-            lock = Lock(client, name, ttl=1, prefix=prefix, token=owner)
-            left = lock.ttl_remaining()
+        for project_id, owner, left in project_locks_held():
             if left is None or left <= DISPATCH_GRACE_SECONDS:
                 continue
             if (
@@ -245,7 +292,8 @@ def locks_release_orphaned() -> int:
                 .exists()
             ):
                 continue
-            if lock.release():  # compare-and-delete: only that owner's lock
+            # Compare-and-delete: only that owner's lock goes.
+            if project_lock(project_id, token=owner).release():
                 released += 1
                 logger.warning("released orphaned lock of project %s", project_id)
     except LockingUnavailable:

@@ -6,7 +6,7 @@ from django.test import Client
 
 from imports.models import ImportRun
 from imports.services.execution import import_run_execute
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 
 from imports.exceptions import PROJECT_BUSY_MESSAGE
 from imports.models import ImportRun
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.api.http import http
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -179,7 +179,7 @@ class TestReadRuns:
 
     def test_project_runs_newest_first_paged_by_cursor(self, api, token, make_project):
         """GET /api/projects/<id>/runs lists the runs newest first, paged."""
-        from imports.services.runs import import_run_cancel
+        from imports.services.operations import import_run_cancel
 
         project = make_project()
         other = make_project()

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from imports.locks import connector_slots, stat_incr
 from imports.models import ImportRun, ProjectEvent
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.api.http import http
 from tests.conftest import end_run
 

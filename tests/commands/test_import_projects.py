@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from imports.exceptions import PROJECT_BUSY_MESSAGE
 from imports.management.commands.import_projects import pages
 from imports.models import ImportRun, Project
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

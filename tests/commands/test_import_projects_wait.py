@@ -7,7 +7,8 @@ from django.core.management import call_command
 
 from imports.management.progress import runs_wait
 from imports.models import ImportRun
-from imports.services.runs import import_run_cancel, import_run_request
+from imports.services.guard import import_run_request
+from imports.services.operations import import_run_cancel
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from imports.exceptions import PROJECT_BUSY_MESSAGE
 from imports.locks import project_lock_owner
 from imports.models import ImportRun, ProjectEvent
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.conftest import end_run
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from django.conf import settings as django_settings
 from imports.locks import connector_slots
 from imports.models import ImportRun, ImportRunEvent, Record
 from imports.services.execution import import_run_execute
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from imports.services.sweep import runs_sweep
 from tests.conftest import ARTIFACTS, ROOT, WorkerProcess, wait_for
 from tests.locking.conftest import PrivateRedis

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from imports.models import ImportRun, ImportRunEvent, Record
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.conftest import ARTIFACTS, WorkerProcess, wait_for
 from tests.connectors.servers import LocalHttpServer, Reply
 
@@ -61,7 +61,6 @@ def test_duplicate_message_of_a_running_import_is_ignored(
     """A second delivery of a running import's message (a redelivery, a
     replayed queue) reaches another worker, which finds the run running and
     does nothing."""
-    from imports.services.runs import _publishing
     from imports.tasks import import_run_execute_task
 
     rows = "".join(f"{i},x,{i}\n" for i in range(1000))
@@ -83,10 +82,7 @@ def test_duplicate_message_of_a_running_import_is_ignored(
             timeout=30,
             interval=0.02,
         )
-        with _publishing(run.pk):
-            import_run_execute_task.apply_async(
-                kwargs={"run_id": run.pk}, task_id=run.celery_task_id
-            )
+        import_run_execute_task.publish(run_id=run.pk, task_id=run.celery_task_id)
         run = wait_for(
             lambda: ImportRun.objects.finished().filter(pk=run.pk).first(),
             timeout=60,
@@ -108,7 +104,7 @@ def test_cancelled_run_that_does_not_stop_is_revoked(
     """A run cancelled while stuck in a slow read is revoked after the grace:
     its worker process is terminated and the project is free again."""
     from imports.locks import project_lock_owner
-    from imports.services.runs import import_run_cancel
+    from imports.services.operations import import_run_cancel
     from imports.services.sweep import runs_sweep
 
     server = LocalHttpServer().start()

@@ -5,7 +5,7 @@ import pytest
 
 from imports.models import ImportRun, ImportRunEvent, Record
 from imports.services.execution import import_run_execute
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.conftest import ARTIFACTS, WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]

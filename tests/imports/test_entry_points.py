@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from imports.exceptions import PROJECT_BUSY_MESSAGE, ProjectBusy
 from imports.models import ImportRun
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from imports.tasks import import_run_execute_task, project_import_task
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,7 +5,7 @@ import pytest
 from imports.exceptions import ProjectNotImportable
 from imports.forms import ProjectAdminForm
 from imports.models import ImportRun, Project
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 
 pytestmark = pytest.mark.django_db
 

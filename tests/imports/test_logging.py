@@ -8,7 +8,7 @@ import pytest
 
 from imports.logging import JsonFormatter, RunContextFilter, run_log_context
 from imports.models import ImportRun
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.conftest import ARTIFACTS, WorkerProcess, wait_for
 
 

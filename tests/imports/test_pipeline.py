@@ -20,7 +20,7 @@ from imports.pipeline import (
     import_run_load,
 )
 from imports.services.execution import import_run_execute
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ import pytest
 
 from imports.models import ImportRun, Project, Record
 from imports.services.execution import import_run_execute
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

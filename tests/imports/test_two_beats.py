@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from imports.models import ImportRun, ProjectEvent
-from imports.services.runs import import_run_cancel
+from imports.services.operations import import_run_cancel
 from imports.services.schedules import project_schedule_set
 from tests.conftest import ARTIFACTS, ROOT, wait_for
 

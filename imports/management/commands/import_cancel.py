@@ -5,7 +5,7 @@ import sys
 from imports.exceptions import ImportRequestError
 from imports.management.base import EXIT_FAILED, OperatorCommand, bad_arguments
 from imports.models import ImportRun
-from imports.services.runs import import_run_cancel
+from imports.services.operations import import_run_cancel
 
 
 class Command(OperatorCommand):

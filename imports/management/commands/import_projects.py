@@ -19,7 +19,7 @@ from imports.management.base import (
 )
 from imports.management.progress import runs_wait
 from imports.models import ImportRun, Project
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 
 DEFAULT_PAGE_SIZE = 500
 
@@ -197,6 +197,12 @@ class Command(OperatorCommand):
             metavar="SECONDS",
             help="With --wait: give up waiting after this long (exit 1).",
         )
+        parser.add_argument(
+            "--confirm-deletions",
+            action="store_true",
+            help="Allow replace runs to delete more than each project's "
+            "deletion limit (or to empty a project whose source is empty).",
+        )
 
     def handle(self, *args, **options):
         if options["page_size"] < 1:
@@ -221,6 +227,7 @@ class Command(OperatorCommand):
                     project=project,
                     requested_by=requested_by,
                     trigger=ImportRun.Trigger.COMMAND,
+                    confirm_deletions=options["confirm_deletions"],
                 )
             except ImportRequestError as exc:
                 self.stdout.write(f"rejected {project.pk}: {exc}")

@@ -14,7 +14,7 @@ from imports.management.base import (
     parse_since,
 )
 from imports.models import ImportRun
-from imports.services.runs import import_run_retry
+from imports.services.operations import import_run_retry
 
 PAGE_SIZE = 500
 
@@ -62,8 +62,16 @@ class Command(OperatorCommand):
             default="",
             help="Who asks (recorded on the runs); defaults to the command.",
         )
+        parser.add_argument(
+            "--confirm-deletions",
+            action="store_true",
+            help="Allow the retried replace runs to delete more than the "
+            "project's deletion limit.",
+        )
 
-    def handle(self, *args, run_ids, failed, since, requested_by, **options):
+    def handle(
+        self, *args, run_ids, failed, since, requested_by, confirm_deletions, **options
+    ):
         if since and not failed:
             raise bad_arguments("--since goes with --failed.")
         if run_ids and failed:
@@ -86,7 +94,11 @@ class Command(OperatorCommand):
         retried = busy = refused = 0
         for run in runs:
             try:
-                new = import_run_retry(run=run, requested_by=requested_by)
+                new = import_run_retry(
+                    run=run,
+                    requested_by=requested_by,
+                    confirm_deletions=confirm_deletions,
+                )
             except ImportRequestError as exc:
                 self.stdout.write(f"rejected {run.pk}: {exc}")
                 if is_busy(exc):

@@ -12,6 +12,7 @@ COUNT_FIELDS = (
     "rows_unchanged",
     "rows_deleted",
     "rows_rejected",
+    "rows_duplicates",
 )
 
 
@@ -80,12 +81,13 @@ class Command(OperatorCommand):
             return
         header = (
             f"{'run':>7} {'project':>7} {'status':<10} {'trigger':<8} "
-            f"{'read':>9} {'ins':>8} {'upd':>8} error"
+            f"{'read':>9} {'ins':>8} {'upd':>8} {'dup':>6} error"
         )
         self.stdout.write(header)
         for row in rows:
             self.stdout.write(
                 f"{row['id']:>7} {row['project']:>7} {row['status']:<10} "
                 f"{row['trigger']:<8} {row['rows_read']:>9} {row['rows_inserted']:>8} "
-                f"{row['rows_updated']:>8} {first_line(row['error_message'])}"
+                f"{row['rows_updated']:>8} {row['rows_duplicates']:>6} "
+                f"{first_line(row['error_message'])}"
             )

@@ -2,7 +2,7 @@
 
 from imports.management.base import OperatorCommand, bad_arguments
 from imports.models import Project
-from imports.services.runs import project_force_unlock
+from imports.services.operations import project_force_unlock
 
 
 class Command(OperatorCommand):

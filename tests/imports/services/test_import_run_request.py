@@ -13,7 +13,7 @@ from imports.exceptions import (
 )
 from imports.locks import project_lock, project_lock_force_release, project_lock_owner
 from imports.models import ImportRun, ImportRunEvent
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)

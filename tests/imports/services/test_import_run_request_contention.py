@@ -10,7 +10,7 @@ from django.db import connections
 
 from imports.exceptions import PROJECT_BUSY_MESSAGE, ProjectBusy
 from imports.models import ImportRun
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 from tests.conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,7 +24,7 @@ import django
 django.setup()
 from imports.exceptions import ProjectBusy
 from imports.models import ImportRun, Project
-from imports.services.runs import import_run_request
+from imports.services.guard import import_run_request
 project = Project.objects.select_related("connector").get(pk=int(sys.argv[1]))
 go = sys.argv[2]
 open(go + f".ready-{os.getpid()}", "w").close()
@@ -92,18 +92,25 @@ def test_processes_exactly_one_accepted(
         )
         for _ in range(REQUESTS)
     ]
-    # Start them together, once every child has Django loaded.
-    wait_for(
-        lambda: len(list(tmp_path.glob("go.ready-*"))) == REQUESTS,
-        timeout=120,
-        message="the child processes did not all start",
-    )
-    go.touch()
-    outcomes = []
-    for child in children:
-        out, err = child.communicate(timeout=120)
-        assert child.returncode == 0, err
-        outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        # Start them together, once every child has Django loaded.
+        wait_for(
+            lambda: len(list(tmp_path.glob("go.ready-*"))) == REQUESTS,
+            timeout=120,
+            message="the child processes did not all start",
+        )
+        go.touch()
+        outcomes = []
+        for child in children:
+            out, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err
+            outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        # A failed start must not leave 50 interpreters waiting for ever.
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
     accepted = [o for o in outcomes if "accepted" in o]
     rejected = [o["rejected"] for o in outcomes if "rejected" in o]
     assert len(accepted) == 1

@@ -11,9 +11,9 @@ from imports.exceptions import (
 from imports.locks import project_lock_owner, run_cancel_requested
 from imports.models import ImportRun, ImportRunEvent, ProjectEvent, Record
 from imports.services.execution import import_run_execute
-from imports.services.runs import (
+from imports.services.guard import import_run_request
+from imports.services.operations import (
     import_run_cancel,
-    import_run_request,
     import_run_retry,
     project_force_unlock,
 )

@@ -4,8 +4,9 @@ import pytest
 
 from imports.locks import connector_slots, project_lock_owner
 from imports.models import ImportRun, ImportRunEvent, Record
-from imports.services.execution import import_run_execute, retry_delay
-from imports.services.runs import import_run_request
+from imports.services.backoff import retry_delay
+from imports.services.execution import import_run_execute
+from imports.services.guard import import_run_request
 from tests.connectors.servers import LocalHttpServer, Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,8 @@ from imports.exceptions import ConnectorBusy
 from imports.locks import connector_slots, project_lock_owner
 from imports.models import ImportRun, ImportRunEvent
 from imports.services.execution import import_run_execute
-from imports.services.runs import import_run_cancel, import_run_request
+from imports.services.guard import import_run_request
+from imports.services.operations import import_run_cancel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

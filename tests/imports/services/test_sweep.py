@@ -9,14 +9,15 @@ from django.utils import timezone
 from imports.locks import project_lock, project_lock_force_release, project_lock_owner
 from imports.models import ImportRun, ImportRunEvent
 from imports.pipeline import Stage
-from imports.services.execution import Attempt, _finish
-from imports.services.runs import import_run_request
+from imports.services.attempt import Attempt
+from imports.services.guard import import_run_request
 from imports.services.sweep import (
     locks_release_orphaned,
     runs_reap_lost,
     runs_redispatch_queued,
     stages_drop_orphaned,
 )
+from imports.services.transitions import SUCCEED
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,14 +74,17 @@ def test_a_reaped_attempt_can_no_longer_write_its_run(make_project, settings):
     """The lost worker, waking up, cannot overwrite what followed the reap."""
     project = make_project(max_retries=1)
     run = running(project, heartbeat_age=settings.IMPORTHUB_LEASE_SECONDS + 1)
-    old = Attempt(run=run, fence=run.fencing_token, connector_id=project.connector_id)
+    old = Attempt(
+        run=run,
+        fence=run.fencing_token,
+        connector_id=project.connector_id,
+        lock=project_lock(project.pk, token=run.lock_token),
+    )
     project_lock_force_release(project.pk)
     runs_reap_lost()
-    assert not _finish(
-        old,
-        status=ImportRun.Status.SUCCEEDED,
-        event_kind=ImportRunEvent.Kind.SUCCEEDED,
-    )
+    assert not SUCCEED.apply(old.run, guards=old.guards, actor="worker")
+    assert not old.record(ImportRunEvent.Kind.EXTRACTED)
+    assert not old.update(rows_read=5)
     run.refresh_from_db()
     assert run.status == ImportRun.Status.RETRYING
 
