@@ -15,6 +15,9 @@ from redis.retry import Retry
 
 from .exceptions import LockingUnavailable
 
+#: The key prefix of every lock and semaphore unless the caller names one.
+DEFAULT_PREFIX = "locking:"
+
 #: Errors meaning "Redis did not answer": the outcome of the command is
 #: unknown. Everything else (a ResponseError from a script, say) is a bug and
 #: propagates unchanged.
@@ -88,6 +91,15 @@ def wait_slice(client: redis.Redis) -> float | None:
     return min(DEFAULT_WAIT_SLICE, usable)
 
 
+def signal_ttl_ms(client: redis.Redis) -> int:
+    """
+    Return how long, in milliseconds, a waiter's marker (and an unread
+    wake-up) lives on ``client``: one wait slice and a margin of a second,
+    so that a release during the wait always finds the marker.
+    """
+    return int(((wait_slice(client) or POLL_INTERVAL) + 1.0) * 1000)
+
+
 def wait_for_signal(
     client: redis.Redis, key: str, seconds: float, slice_: float | None, what: str
 ) -> None:
@@ -122,3 +134,10 @@ def run_script(
     except NoScriptError:
         script.sha = client.script_load(script.script)
         return client.evalsha(script.sha, numkeys, *keys_and_args)
+
+
+def decode(value: bytes | str | None) -> str | None:
+    """Return a reply as text, whether or not the client decodes replies."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return value

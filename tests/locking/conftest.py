@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from locking import make_redis_client
+from locking import Lock, make_redis_client
 
 #: DB 13 of the shared server; other suites use 14 and 15. Tests never
 #: flush it: each test works under its own random key prefix.
@@ -41,6 +41,17 @@ def prefix(redis_client: redis.Redis) -> Iterator[str]:
     keys = list(redis_client.scan_iter(match=f"{value}*", count=1000))
     if keys:
         redis_client.delete(*keys)
+
+
+@pytest.fixture
+def make_lock(redis_client: redis.Redis, prefix: str):
+    """Build Locks under the test's prefix (name "project:1", ttl 10 s
+    unless told otherwise)."""
+
+    def make(name: str = "project:1", ttl: float = 10, **kwargs) -> Lock:
+        return Lock(redis_client, name, ttl=ttl, prefix=prefix, **kwargs)
+
+    return make
 
 
 def free_port() -> int:
