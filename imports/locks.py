@@ -1,11 +1,19 @@
-"""The project locks and connector slots of importhub, built on locking/."""
+"""The project locks and connector slots of importhub, built on locking/.
 
+The one module of imports/ that names Redis keys: every other module asks
+for a lock, a semaphore or a flag by project, connector or run id.
+"""
+
+from collections.abc import Iterator
 from functools import lru_cache
 
 import redis
 from django.conf import settings
 
 from locking import Lock, Semaphore, make_redis_client
+
+#: Every project lock's name starts so; the project id follows.
+PROJECT_LOCK_PREFIX = "project:"
 
 
 @lru_cache(maxsize=8)
@@ -19,7 +27,7 @@ def redis_client() -> redis.Redis:
 
 
 def project_lock_name(project_id: int) -> str:
-    return f"project:{project_id}"
+    return f"{PROJECT_LOCK_PREFIX}{project_id}"
 
 
 def project_lock(
@@ -43,12 +51,45 @@ def project_lock_owner(project_id: int) -> str | None:
     )
 
 
+def project_lock_held_by(project_id: int, token: str) -> bool:
+    """Whether the project's lock is held now with ``token``."""
+    return Lock.has_lock_with_value(
+        redis_client(),
+        project_lock_name(project_id),
+        token,
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+    )
+
+
 def project_lock_force_release(project_id: int) -> bool:
     return Lock.force_release(
         redis_client(),
         project_lock_name(project_id),
         prefix=settings.IMPORTHUB_REDIS_PREFIX,
     )
+
+
+def project_locks_held() -> Iterator[tuple[int, str, float]]:
+    """Yield ``(project id, owner token, seconds left)`` for every project
+    lock held now (``math.inf`` seconds for a key set without expiry).
+
+    Redis is scanned in batches (never KEYS), each lock is yielded once, and
+    its owner and seconds left are read together. A name under ``project:``
+    that does not end in an id (set by hand) is skipped.
+
+    Raises:
+        LockingUnavailable: if Redis does not answer, possibly after some
+            locks were yielded.
+    """
+    held = Lock.held(
+        redis_client(),
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+        match=f"{PROJECT_LOCK_PREFIX}*",
+    )
+    for name, owner, left in held:
+        project_id = name.removeprefix(PROJECT_LOCK_PREFIX)
+        if project_id.isdigit():
+            yield int(project_id), owner, left
 
 
 def connector_slots(connector, *, ttl: float | None = None) -> Semaphore:
@@ -90,6 +131,13 @@ def run_cancel_flag_set(run_id: int) -> None:
 
 def run_cancel_requested(run_id: int) -> bool:
     return bool(redis_client().exists(_cancel_key(run_id)))
+
+
+def beat_tick_claim(entry_name: str, window: float) -> bool:
+    """Claim one tick of a beat schedule entry for ``window`` seconds;
+    False if another beat process claimed it first (two beats, one run)."""
+    key = f"{settings.IMPORTHUB_REDIS_PREFIX}beat-tick:{entry_name}"
+    return bool(redis_client().set(key, b"1", nx=True, px=int(window * 1000)))
 
 
 def stat_incr(name: str, amount: int = 1) -> None:
