@@ -11,6 +11,7 @@ import redis
 from django.conf import settings
 
 from locking import Lock, Semaphore, make_redis_client
+from locking.client import translate_errors
 
 #: Every project lock's name starts so; the project id follows.
 PROJECT_LOCK_PREFIX = "project:"
@@ -123,21 +124,37 @@ def _cancel_key(run_id: int) -> str:
 
 
 def run_cancel_flag_set(run_id: int) -> None:
-    """Tell a running import to stop at its next batch boundary."""
-    redis_client().set(
-        _cancel_key(run_id), b"1", ex=int(settings.IMPORTHUB_MAX_RUNTIME_SECONDS)
-    )
+    """Tell a running import to stop at its next batch boundary.
+
+    Raises:
+        LockingUnavailable: if Redis cannot store the flag.
+    """
+    with translate_errors(f"flagging run {run_id} cancelled"):
+        redis_client().set(
+            _cancel_key(run_id), b"1", ex=int(settings.IMPORTHUB_MAX_RUNTIME_SECONDS)
+        )
 
 
 def run_cancel_requested(run_id: int) -> bool:
-    return bool(redis_client().exists(_cancel_key(run_id)))
+    """Whether the run's cancel flag is set.
+
+    Raises:
+        LockingUnavailable: if Redis cannot answer.
+    """
+    with translate_errors(f"reading the cancel flag of run {run_id}"):
+        return bool(redis_client().exists(_cancel_key(run_id)))
 
 
 def beat_tick_claim(entry_name: str, window: float) -> bool:
     """Claim one tick of a beat schedule entry for ``window`` seconds;
-    False if another beat process claimed it first (two beats, one run)."""
+    False if another beat process claimed it first (two beats, one run).
+
+    Raises:
+        LockingUnavailable: if Redis cannot serve the claim.
+    """
     key = f"{settings.IMPORTHUB_REDIS_PREFIX}beat-tick:{entry_name}"
-    return bool(redis_client().set(key, b"1", nx=True, px=int(window * 1000)))
+    with translate_errors(f"claiming the beat tick of {entry_name!r}"):
+        return bool(redis_client().set(key, b"1", nx=True, px=int(window * 1000)))
 
 
 def stat_incr(name: str, amount: int = 1) -> None:
@@ -149,5 +166,12 @@ def stat_incr(name: str, amount: int = 1) -> None:
 
 
 def stat_get(name: str) -> int:
-    value = redis_client().get(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}")
+    """Read a counter of stat_incr (0 if never counted).
+
+    Raises:
+        LockingUnavailable: if Redis cannot answer (the metrics endpoint
+            reports Redis as down then, rather than a zero).
+    """
+    with translate_errors(f"reading the counter {name!r}"):
+        value = redis_client().get(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}")
     return int(value or 0)

@@ -18,10 +18,14 @@ from .exceptions import LockingUnavailable
 #: The key prefix of every lock and semaphore unless the caller names one.
 DEFAULT_PREFIX = "locking:"
 
-#: Errors meaning "Redis did not answer": the outcome of the command is
-#: unknown. Everything else (a ResponseError from a script, say) is a bug and
-#: propagates unchanged.
-UNAVAILABLE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+#: Every error of the Redis client means "Redis cannot serve this now" to
+#: a caller of locking/, and none leaves the package raw: connection refused
+#: or reset (``ConnectionError``), no answer within the socket timeout
+#: (``TimeoutError``), ``LOADING`` while a restarted server reads its data
+#: back (``BusyLoadingError``), ``READONLY`` from a server that a failover
+#: turned into a replica, ``MASTERDOWN``, ``OOM``. The outcome of the command
+#: may be unknown; the caller treats the resource as busy and tries later.
+UNAVAILABLE_ERRORS = (redis.RedisError,)
 
 #: Upper bound, in seconds, of one blocking wait (BLPOP) when the client has
 #: no socket timeout configured.
@@ -59,12 +63,17 @@ def make_redis_client(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
 
 @contextmanager
 def translate_errors(what: str) -> Iterator[None]:
-    """Turn Redis connection errors raised inside the block into
+    """Turn any Redis error raised inside the block into
     ``LockingUnavailable``, naming the operation that failed."""
     try:
         yield
     except UNAVAILABLE_ERRORS as exc:
-        raise LockingUnavailable(f"Redis unavailable during {what}: {exc}") from exc
+        raise LockingUnavailable(unavailable_message(what, exc)) from exc
+
+
+def unavailable_message(what: str, exc: Exception) -> str:
+    """The message of the ``LockingUnavailable`` raised from ``exc``."""
+    return f"Redis unavailable during {what}: {type(exc).__name__}: {exc}"
 
 
 def wait_slice(client: redis.Redis) -> float | None:

@@ -56,6 +56,7 @@ from .client import (
     run_script,
     signal_ttl_ms,
     translate_errors,
+    unavailable_message,
     wait_for_signal,
     wait_slice,
 )
@@ -233,7 +234,7 @@ class Lock(LockInspection):
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
-                f"Redis unavailable while acquiring lock {self.name!r}: {exc}"
+                unavailable_message(f"acquiring lock {self.name!r}", exc)
             ) from exc
 
     def _acquired(self, result: int) -> int | None:
@@ -294,7 +295,7 @@ class Lock(LockInspection):
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
-                f"Redis unavailable while releasing lock {self.name!r}: {exc}"
+                unavailable_message(f"releasing lock {self.name!r}", exc)
             ) from exc
         if code == 1:
             return True

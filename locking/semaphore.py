@@ -37,6 +37,7 @@ from .client import (
     decode,
     run_script,
     translate_errors,
+    unavailable_message,
 )
 from .exceptions import LockingUnavailable
 from .validation import ttl_to_ms, validate_limit, validate_name, validate_token
@@ -210,7 +211,7 @@ class Semaphore:
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
-                f"Redis unavailable while acquiring semaphore {self.name!r}: {exc}"
+                unavailable_message(f"acquiring semaphore {self.name!r}", exc)
             ) from exc
 
     def release(self, token: str) -> bool:
@@ -220,7 +221,7 @@ class Semaphore:
             code = run_script(self.client, self.lua_release, 1, self.key, token)
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
-                f"Redis unavailable while releasing semaphore {self.name!r}: {exc}"
+                unavailable_message(f"releasing semaphore {self.name!r}", exc)
             ) from exc
         if code == 1:
             return True

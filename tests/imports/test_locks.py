@@ -4,6 +4,8 @@ import math
 import time
 
 import pytest
+import redis
+from django.test import override_settings
 
 from connectors.models import Connector
 from imports.locks import (
@@ -22,6 +24,8 @@ from imports.locks import (
     stat_get,
     stat_incr,
 )
+from locking import LockingUnavailable
+from tests.locking.conftest import free_port
 
 
 def test_redis_client_is_shared(settings):
@@ -140,3 +144,23 @@ def test_stats():
     stat_incr("rejected_busy", 2)
     assert stat_get("rejected_busy") == 3
     assert stat_get("something_else") == 0
+
+
+def test_unreachable_redis_raises_locking_unavailable():
+    """With Redis gone, the flags, the stats reader and the lock scan raise
+    LockingUnavailable (never a raw redis error); counting a stat does not
+    fail at all."""
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
+        for operation in (
+            lambda: run_cancel_flag_set(1),
+            lambda: run_cancel_requested(1),
+            lambda: stat_get("rejected_busy"),
+            lambda: list(project_locks_held()),
+            lambda: project_lock_owner(1),
+            lambda: project_lock_held_by(1, "t"),
+            lambda: beat_tick_claim("entry", 1),
+        ):
+            with pytest.raises(LockingUnavailable) as info:
+                operation()
+            assert isinstance(info.value.__cause__, redis.ConnectionError)
+        stat_incr("rejected_busy")
