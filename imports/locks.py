@@ -1,4 +1,8 @@
-"""The project locks and connector slots of importhub, built on locking/."""
+"""The project locks and connector slots of importhub, built on locking/.
+
+The one module of imports/ that names Redis keys: every other module asks
+for a lock, a semaphore or a flag by project, connector or run id.
+"""
 
 from collections.abc import Iterator
 from functools import lru_cache
@@ -6,7 +10,11 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
-from locking import Lock, LockingUnavailable, Semaphore, make_redis_client
+from locking import Lock, Semaphore, make_redis_client
+from locking.client import translate_errors
+
+#: Every project lock's name starts so; the project id follows.
+PROJECT_LOCK_PREFIX = "project:"
 
 
 @lru_cache(maxsize=8)
@@ -20,7 +28,7 @@ def redis_client() -> redis.Redis:
 
 
 def project_lock_name(project_id: int) -> str:
-    return f"project:{project_id}"
+    return f"{PROJECT_LOCK_PREFIX}{project_id}"
 
 
 def project_lock(
@@ -44,12 +52,45 @@ def project_lock_owner(project_id: int) -> str | None:
     )
 
 
+def project_lock_held_by(project_id: int, token: str) -> bool:
+    """Whether the project's lock is held now with ``token``."""
+    return Lock.has_lock_with_value(
+        redis_client(),
+        project_lock_name(project_id),
+        token,
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+    )
+
+
 def project_lock_force_release(project_id: int) -> bool:
     return Lock.force_release(
         redis_client(),
         project_lock_name(project_id),
         prefix=settings.IMPORTHUB_REDIS_PREFIX,
     )
+
+
+def project_locks_held() -> Iterator[tuple[int, str, float]]:
+    """Yield ``(project id, owner token, seconds left)`` for every project
+    lock held now (``math.inf`` seconds for a key set without expiry).
+
+    Redis is scanned in batches (never KEYS), each lock is yielded once, and
+    its owner and seconds left are read together. A name under ``project:``
+    that does not end in an id (set by hand) is skipped.
+
+    Raises:
+        LockingUnavailable: if Redis does not answer, possibly after some
+            locks were yielded.
+    """
+    held = Lock.held(
+        redis_client(),
+        prefix=settings.IMPORTHUB_REDIS_PREFIX,
+        match=f"{PROJECT_LOCK_PREFIX}*",
+    )
+    for name, owner, left in held:
+        project_id = name.removeprefix(PROJECT_LOCK_PREFIX)
+        if project_id.isdigit():
+            yield int(project_id), owner, left
 
 
 def connector_slots(connector, *, ttl: float | None = None) -> Semaphore:
@@ -83,14 +124,37 @@ def _cancel_key(run_id: int) -> str:
 
 
 def run_cancel_flag_set(run_id: int) -> None:
-    """Tell a running import to stop at its next batch boundary."""
-    redis_client().set(
-        _cancel_key(run_id), b"1", ex=int(settings.IMPORTHUB_MAX_RUNTIME_SECONDS)
-    )
+    """Tell a running import to stop at its next batch boundary.
+
+    Raises:
+        LockingUnavailable: if Redis cannot store the flag.
+    """
+    with translate_errors(f"flagging run {run_id} cancelled"):
+        redis_client().set(
+            _cancel_key(run_id), b"1", ex=int(settings.IMPORTHUB_MAX_RUNTIME_SECONDS)
+        )
 
 
 def run_cancel_requested(run_id: int) -> bool:
-    return bool(redis_client().exists(_cancel_key(run_id)))
+    """Whether the run's cancel flag is set.
+
+    Raises:
+        LockingUnavailable: if Redis cannot answer.
+    """
+    with translate_errors(f"reading the cancel flag of run {run_id}"):
+        return bool(redis_client().exists(_cancel_key(run_id)))
+
+
+def beat_tick_claim(entry_name: str, window: float) -> bool:
+    """Claim one tick of a beat schedule entry for ``window`` seconds;
+    False if another beat process claimed it first (two beats, one run).
+
+    Raises:
+        LockingUnavailable: if Redis cannot serve the claim.
+    """
+    key = f"{settings.IMPORTHUB_REDIS_PREFIX}beat-tick:{entry_name}"
+    with translate_errors(f"claiming the beat tick of {entry_name!r}"):
+        return bool(redis_client().set(key, b"1", nx=True, px=int(window * 1000)))
 
 
 def stat_incr(name: str, amount: int = 1) -> None:
@@ -102,48 +166,12 @@ def stat_incr(name: str, amount: int = 1) -> None:
 
 
 def stat_get(name: str) -> int:
-    value = redis_client().get(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}")
+    """Read a counter of stat_incr (0 if never counted).
+
+    Raises:
+        LockingUnavailable: if Redis cannot answer (the metrics endpoint
+            reports Redis as down then, rather than a zero).
+    """
+    with translate_errors(f"reading the counter {name!r}"):
+        value = redis_client().get(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}")
     return int(value or 0)
-
-
-def project_lock_held_by(project_id: int, token: str) -> bool:
-    """Whether the project's lock is held with ``token`` right now."""
-    return Lock.has_lock_with_value(
-        redis_client(),
-        project_lock_name(project_id),
-        token,
-        prefix=settings.IMPORTHUB_REDIS_PREFIX,
-    )
-
-
-def beat_tick_claim(name: str, *, window: float) -> bool:
-    """Claim one tick of schedule ``name``; False if another beat has it.
-
-    The key lives for the tick's window, so two beat processes running the
-    same schedule dispatch each tick once.
-    """
-    key = f"{settings.IMPORTHUB_REDIS_PREFIX}beat-tick:{name}"
-    return bool(redis_client().set(key, b"1", nx=True, px=int(window * 1000)))
-
-
-def project_locks_held() -> Iterator[tuple[int, str, float | None]]:
-    """Every project lock held now: ``(project id, owner, seconds left)``.
-
-    For the sweep, which frees the locks no active run owns. Scans the
-    lock keys (SCAN, never KEYS); a lock that ends mid-scan is left out.
-    """
-    client = redis_client()
-    prefix = settings.IMPORTHUB_REDIS_PREFIX
-    pattern = f"{prefix}lock:{project_lock_name('*')}"
-    try:
-        keys = list(client.scan_iter(match=pattern, count=500))
-    except redis.RedisError as exc:
-        raise LockingUnavailable(f"cannot scan the project locks: {exc}") from exc
-    for key in keys:
-        name = key.decode().removeprefix(f"{prefix}lock:")
-        project_id = int(name.rsplit(":", 1)[1])
-        owner = Lock.current_owner(client, name, prefix=prefix)
-        if owner is None:
-            continue
-        left = Lock(client, name, ttl=1, prefix=prefix, token=owner).ttl_remaining()
-        yield project_id, owner, left

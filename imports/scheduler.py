@@ -162,7 +162,7 @@ class ImporthubScheduler(DatabaseScheduler):
 
     def _tick_claim(self, name: str, window: float) -> bool:
         try:
-            return beat_tick_claim(name, window=window)
+            return beat_tick_claim(name, window)
         except Exception:
             # Without Redis the guard refuses the tick anyway; do not drop it
             # here, so the refusal is recorded on the project.

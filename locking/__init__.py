@@ -2,7 +2,7 @@
 
 from .client import make_redis_client
 from .exceptions import LockingError, LockingUnavailable, LockNotOwned
-from .lock import Lock, release_all_current_locks
+from .lock import Lock
 from .renewal import Renewer
 from .semaphore import Semaphore
 
@@ -14,5 +14,4 @@ __all__ = [
     "Renewer",
     "Semaphore",
     "make_redis_client",
-    "release_all_current_locks",
 ]

@@ -15,10 +15,17 @@ from redis.retry import Retry
 
 from .exceptions import LockingUnavailable
 
-#: Errors meaning "Redis did not answer": the outcome of the command is
-#: unknown. Everything else (a ResponseError from a script, say) is a bug and
-#: propagates unchanged.
-UNAVAILABLE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+#: The key prefix of every lock and semaphore unless the caller names one.
+DEFAULT_PREFIX = "locking:"
+
+#: Every error of the Redis client means "Redis cannot serve this now" to
+#: a caller of locking/, and none leaves the package raw: connection refused
+#: or reset (``ConnectionError``), no answer within the socket timeout
+#: (``TimeoutError``), ``LOADING`` while a restarted server reads its data
+#: back (``BusyLoadingError``), ``READONLY`` from a server that a failover
+#: turned into a replica, ``MASTERDOWN``, ``OOM``. The outcome of the command
+#: may be unknown; the caller treats the resource as busy and tries later.
+UNAVAILABLE_ERRORS = (redis.RedisError,)
 
 #: Upper bound, in seconds, of one blocking wait (BLPOP) when the client has
 #: no socket timeout configured.
@@ -56,12 +63,17 @@ def make_redis_client(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
 
 @contextmanager
 def translate_errors(what: str) -> Iterator[None]:
-    """Turn Redis connection errors raised inside the block into
+    """Turn any Redis error raised inside the block into
     ``LockingUnavailable``, naming the operation that failed."""
     try:
         yield
     except UNAVAILABLE_ERRORS as exc:
-        raise LockingUnavailable(f"Redis unavailable during {what}: {exc}") from exc
+        raise LockingUnavailable(unavailable_message(what, exc)) from exc
+
+
+def unavailable_message(what: str, exc: Exception) -> str:
+    """The message of the ``LockingUnavailable`` raised from ``exc``."""
+    return f"Redis unavailable during {what}: {type(exc).__name__}: {exc}"
 
 
 def wait_slice(client: redis.Redis) -> float | None:
@@ -86,6 +98,15 @@ def wait_slice(client: redis.Redis) -> float | None:
     if usable < 0.05:
         return None
     return min(DEFAULT_WAIT_SLICE, usable)
+
+
+def signal_ttl_ms(client: redis.Redis) -> int:
+    """
+    Return how long, in milliseconds, a waiter's marker (and an unread
+    wake-up) lives on ``client``: one wait slice and a margin of a second,
+    so that a release during the wait always finds the marker.
+    """
+    return int(((wait_slice(client) or POLL_INTERVAL) + 1.0) * 1000)
 
 
 def wait_for_signal(
@@ -122,3 +143,10 @@ def run_script(
     except NoScriptError:
         script.sha = client.script_load(script.script)
         return client.evalsha(script.sha, numkeys, *keys_and_args)
+
+
+def decode(value: bytes | str | None) -> str | None:
+    """Return a reply as text, whether or not the client decodes replies."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return value

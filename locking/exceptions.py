@@ -7,12 +7,14 @@ class LockingError(Exception):
 
 class LockingUnavailable(LockingError):
     """
-    Redis could not be reached or did not answer within the socket timeout.
+    Redis could not serve a command: unreachable, silent past the socket
+    timeout, still loading its data after a restart, read-only after a
+    failover, or any other error of the Redis client.
 
-    Raised ``from`` the underlying ``redis.ConnectionError`` or
-    ``redis.TimeoutError``. The state of the lock is unknown to the caller:
-    an acquire may or may not have taken effect, so a caller that cannot tell
-    must treat the resource as busy and let the TTL settle it.
+    Raised ``from`` the underlying ``redis.RedisError``; no Redis error
+    leaves the locking package raw. The state of the lock is unknown to the
+    caller: an acquire may or may not have taken effect, so a caller that
+    cannot tell must treat the resource as busy and let the TTL settle it.
     """
 
 

@@ -42,87 +42,36 @@ must live on one Redis server (no Redis Cluster slot routing).
 
 from __future__ import annotations
 
-import logging
-import math
-import os
-import threading
 import time as mod_time
 import uuid
-import weakref
 from typing import Any, ClassVar
 
 import redis
 from redis.commands.core import Script
 
 from .client import (
+    DEFAULT_PREFIX,
     POLL_INTERVAL,
     UNAVAILABLE_ERRORS,
     run_script,
+    signal_ttl_ms,
     translate_errors,
+    unavailable_message,
     wait_for_signal,
     wait_slice,
 )
 from .exceptions import LockingError, LockingUnavailable, LockNotOwned
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_PREFIX = "locking:"
-
-# Locks acquired by this process and not yet released, for
-# release_all_current_locks(). Weak references: a Lock object that is
-# garbage collected while held simply expires with its TTL.
-_held: weakref.WeakSet[Lock] = weakref.WeakSet()
-_held_guard = threading.Lock()
+from .inspection import LUA_WAKE_WAITER, LockInspection
+from .validation import (
+    ttl_to_ms,
+    validate_fence_floor,
+    validate_name,
+    validate_timeout,
+    validate_token,
+)
 
 
-def _forget_inherited_locks() -> None:
-    # A forked child (a Celery prefork worker, say) inherits the parent's
-    # registry but not its locks: releasing them at the child's shutdown
-    # would free locks the parent still relies on.
-    global _held, _held_guard
-    _held = weakref.WeakSet()
-    _held_guard = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_inherited_locks)
-
-
-def validate_name(name: Any) -> None:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty string, got {name!r}")
-
-
-def ttl_to_ms(ttl: Any, what: str = "ttl") -> int:
-    """Return ``ttl`` seconds as whole milliseconds, rejecting values that
-    are not positive or round down to zero."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise ValueError(f"{what} must be a number of seconds, got {ttl!r}")
-    if not ttl > 0 or math.isinf(ttl):
-        raise ValueError(f"{what} must be > 0 and finite, got {ttl!r}")
-    ms = int(round(ttl * 1000))
-    if ms < 1:
-        raise ValueError(f"{what} must be at least 0.001 seconds, got {ttl!r}")
-    return ms
-
-
-def validate_timeout(blocking: bool, timeout: float | None) -> None:
-    if timeout is None:
-        return
-    if not blocking:
-        raise ValueError("timeout only applies to a blocking acquire")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise ValueError(f"timeout must be a number of seconds, got {timeout!r}")
-    if timeout < 0 or math.isnan(timeout):
-        raise ValueError(f"timeout must be >= 0, got {timeout!r}")
-
-
-def decode(value: bytes | str | None) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
-
-
-class Lock:
+class Lock(LockInspection):
     """
     A named Redis lock with a TTL, owner-only release and fencing tokens.
 
@@ -130,20 +79,22 @@ class Lock:
     token are the same owner (that is how a process re-takes its own lock
     after a restart), and so are threads sharing one Lock object: give each
     would-be owner its own Lock. ``ttl`` is in seconds, with millisecond
-    precision.
+    precision. Reading a lock and force release come from
+    ``LockInspection``.
     """
 
-    # KEYS[1] - lock key
-    # KEYS[2] - fence counter key (never expires)
-    # KEYS[3] - waiter marker key (asks release to signal)
-    # ARGV[1] - token
-    # ARGV[2] - ttl in milliseconds
-    # ARGV[3] - fence floor (0 = none)
-    # ARGV[4] - waiter marker ttl in milliseconds (0 = the caller won't wait)
-    # return the new fence (>= 1) if taken, else -1 - the holder's pttl
-    #   (<= 0; 0 for a holder without expiry). One integer, not a table:
-    #   it is cheaper to parse on the hot path.
     LUA_ACQUIRE_SCRIPT = """
+        -- KEYS[1] - lock key
+        -- KEYS[2] - fence counter key (never expires)
+        -- KEYS[3] - waiter marker key (asks release to signal)
+        -- ARGV[1] - token
+        -- ARGV[2] - ttl in milliseconds
+        -- ARGV[3] - fence floor (0 = none)
+        -- ARGV[4] - waiter marker ttl in milliseconds (0 = the caller
+        --           won't wait)
+        -- return the new fence (>= 1) if taken, else -1 - the holder's pttl
+        --   (<= 0; 0 for a holder without expiry). One integer, not a
+        --   table: it is cheaper to parse on the hot path.
         if not redis.call('set', KEYS[1], ARGV[1], 'nx', 'px', ARGV[2]) then
             if redis.call('get', KEYS[1]) ~= ARGV[1] then
                 if tonumber(ARGV[4]) > 0 then
@@ -161,47 +112,31 @@ class Lock:
         return redis.call('incr', KEYS[2])
     """
 
-    # KEYS[1] - lock key
-    # KEYS[2] - signal list, BLPOP'ed by waiters
-    # KEYS[3] - waiter marker key
-    # ARGV[1] - token
-    # ARGV[2] - signal ttl in milliseconds
-    # return 1 if the token held the lock and it was deleted, 0 otherwise
-    LUA_RELEASE_SCRIPT = """
+    LUA_RELEASE_SCRIPT = (
+        """
+        -- KEYS[1] - lock key
+        -- KEYS[2] - signal list, BLPOP'ed by waiters
+        -- KEYS[3] - waiter marker key
+        -- ARGV[1] - token
+        -- ARGV[2] - signal ttl in milliseconds
+        -- return 1 if the token held the lock and it was deleted, 0 otherwise
         if redis.call('get', KEYS[1]) ~= ARGV[1] then
             return 0
         end
         redis.call('del', KEYS[1])
-        if redis.call('exists', KEYS[3]) == 1 then
-            redis.call('lpush', KEYS[2], '1')
-            redis.call('ltrim', KEYS[2], 0, 0)
-            redis.call('pexpire', KEYS[2], ARGV[2])
-        end
+        local signal_ttl = ARGV[2]
+"""
+        + LUA_WAKE_WAITER
+        + """
         return 1
-    """
+"""
+    )
 
-    # KEYS[1] - lock key
-    # KEYS[2] - signal list, BLPOP'ed by waiters
-    # KEYS[3] - waiter marker key
-    # ARGV[1] - signal ttl in milliseconds
-    # return 1 if a lock was deleted, 0 if the name was free
-    LUA_FORCE_RELEASE_SCRIPT = """
-        if redis.call('del', KEYS[1]) == 0 then
-            return 0
-        end
-        if redis.call('exists', KEYS[3]) == 1 then
-            redis.call('lpush', KEYS[2], '1')
-            redis.call('ltrim', KEYS[2], 0, 0)
-            redis.call('pexpire', KEYS[2], ARGV[1])
-        end
-        return 1
-    """
-
-    # KEYS[1] - lock key
-    # ARGV[1] - token
-    # ARGV[2] - new ttl in milliseconds
-    # return 1 if extended, 0 if the token does not hold the lock
     LUA_EXTEND_SCRIPT = """
+        -- KEYS[1] - lock key
+        -- ARGV[1] - token
+        -- ARGV[2] - new ttl in milliseconds
+        -- return 1 if extended, 0 if the token does not hold the lock
         if redis.call('get', KEYS[1]) ~= ARGV[1] then
             return 0
         end
@@ -211,7 +146,6 @@ class Lock:
 
     lua_acquire: ClassVar[Script | None] = None
     lua_release: ClassVar[Script | None] = None
-    lua_force_release: ClassVar[Script | None] = None
     lua_extend: ClassVar[Script | None] = None
 
     def __init__(
@@ -225,15 +159,11 @@ class Lock:
     ) -> None:
         validate_name(name)
         self.ttl_ms = ttl_to_ms(ttl)
-        if token is None:
-            token = uuid.uuid4().hex
-        elif not isinstance(token, str) or not token:
-            raise ValueError(f"token must be a non-empty string, got {token!r}")
         self.client = client
         self.name = name
         self.ttl = float(ttl)
         self.prefix = prefix
-        self.token = token
+        self.token = uuid.uuid4().hex if token is None else validate_token(token)
         self.fence: int | None = None
         self.key, self._fence_key, self._signal_key, self._waiters_key = self.keys(
             name, prefix
@@ -241,20 +171,8 @@ class Lock:
         self._keys = (self.key, self._fence_key, self._waiters_key)
         self._release_keys = (self.key, self._signal_key, self._waiters_key)
         self._slice = wait_slice(client)
-        # The marker outlives one wait slice by a margin, so a release
-        # during the wait always finds it.
-        self._marker_ms = int(((self._slice or POLL_INTERVAL) + 1.0) * 1000)
+        self._marker_ms = signal_ttl_ms(client)
         self.register_scripts(client)
-
-    @staticmethod
-    def keys(name: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str, str, str]:
-        """Return the (lock, fence, signal, waiter marker) keys of ``name``."""
-        return (
-            f"{prefix}lock:{name}",
-            f"{prefix}fence:{name}",
-            f"{prefix}signal:{name}",
-            f"{prefix}waiters:{name}",
-        )
 
     @classmethod
     def register_scripts(cls, client: redis.Redis) -> None:
@@ -263,7 +181,6 @@ class Lock:
         one registration serves every client."""
         if cls.lua_acquire is None:
             cls.lua_release = client.register_script(cls.LUA_RELEASE_SCRIPT)
-            cls.lua_force_release = client.register_script(cls.LUA_FORCE_RELEASE_SCRIPT)
             cls.lua_extend = client.register_script(cls.LUA_EXTEND_SCRIPT)
             cls.lua_acquire = client.register_script(cls.LUA_ACQUIRE_SCRIPT)
 
@@ -296,12 +213,7 @@ class Lock:
             LockingUnavailable: if Redis does not answer.
         """
         validate_timeout(blocking, timeout)
-        if (
-            isinstance(fence_floor, bool)
-            or not isinstance(fence_floor, int)
-            or fence_floor < 0
-        ):
-            raise ValueError(f"fence_floor must be an int >= 0, got {fence_floor!r}")
+        validate_fence_floor(fence_floor)
         if not blocking:
             return self._acquired(self.do_acquire(fence_floor))
         return self._acquire_blocking(timeout, fence_floor)
@@ -322,18 +234,24 @@ class Lock:
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
-                f"Redis unavailable while acquiring lock {self.name!r}: {exc}"
+                unavailable_message(f"acquiring lock {self.name!r}", exc)
             ) from exc
 
     def _acquired(self, result: int) -> int | None:
         if result >= 1:
             self.fence = result
-            with _held_guard:
-                _held.add(self)
             return result
         return None
 
     def _acquire_blocking(self, timeout: float | None, fence_floor: int) -> int | None:
+        # A failed attempt leaves the waiter marker; a release that sees it
+        # pushes a signal, which the wait below BLPOPs. An expiry sends no
+        # signal, so each wait is also bounded by the holder's TTL:
+        #
+        #   t=0     B tries, finds A holding (pttl 5 s), leaves the marker
+        #   t=0     B waits min(slice, 5 s, time left) on the signal list
+        #   t=0.2   A releases, sees the marker, pushes a signal
+        #   t=0.2   B wakes and tries again: taken
         deadline = None if timeout is None else mod_time.monotonic() + timeout
         while True:
             result = self.do_acquire(fence_floor, self._marker_ms)
@@ -343,29 +261,25 @@ class Lock:
             wait = self._slice or POLL_INTERVAL
             holder_pttl = -1 - result
             if holder_pttl >= 0:
-                # The holder's remaining TTL: an expiry sends no signal.
                 wait = min(wait, holder_pttl / 1000)
             if deadline is not None:
                 remaining = deadline - mod_time.monotonic()
                 if remaining <= 0:
                     return None
                 wait = min(wait, remaining)
-            self._wait_for_signal(wait)
-
-    def _wait_for_signal(self, seconds: float) -> None:
-        wait_for_signal(
-            self.client,
-            self._signal_key,
-            seconds,
-            self._slice,
-            f"waiting for lock {self.name!r}",
-        )
+            wait_for_signal(
+                self.client,
+                self._signal_key,
+                wait,
+                self._slice,
+                f"waiting for lock {self.name!r}",
+            )
 
     # -- giving up -----------------------------------------------------------
 
     def release(self) -> bool:
         """
-        Release the lock if this token holds it.
+        Release the lock if this token holds it, waking a blocked taker.
 
         Return True if it was released, False if it was not held by this
         token (it expired, was force-released, or passed to someone else).
@@ -381,10 +295,8 @@ class Lock:
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
-                f"Redis unavailable while releasing lock {self.name!r}: {exc}"
+                unavailable_message(f"releasing lock {self.name!r}", exc)
             ) from exc
-        with _held_guard:
-            _held.discard(self)
         if code == 1:
             return True
         elif code == 0:
@@ -400,8 +312,8 @@ class Lock:
         """
         ttl_ms = self.ttl_ms if ttl is None else ttl_to_ms(ttl)
         with translate_errors(f"extending lock {self.name!r}"):
-            code = self.lua_extend(
-                keys=(self.key,), args=(self.token, ttl_ms), client=self.client
+            code = run_script(
+                self.client, self.lua_extend, 1, self.key, self.token, ttl_ms
             )
         if code == 1:
             return True
@@ -409,80 +321,6 @@ class Lock:
             return False
         else:
             raise RuntimeError(f"Unsupported error code {code}")
-
-    # -- inspecting ----------------------------------------------------------
-
-    def locked(self) -> bool:
-        """Return True if anybody holds the lock."""
-        with translate_errors(f"inspecting lock {self.name!r}"):
-            return bool(self.client.exists(self.key))
-
-    def owned(self) -> bool:
-        """Return True if the lock is held with this object's token."""
-        return self.owner() == self.token
-
-    def owner(self) -> str | None:
-        """Return the current holder's token, or None if the lock is free."""
-        with translate_errors(f"inspecting lock {self.name!r}"):
-            return decode(self.client.get(self.key))
-
-    def ttl_remaining(self) -> float | None:
-        """Return the seconds left before the lock expires, None if it is
-        free (``math.inf`` for a key somebody set without expiry)."""
-        with translate_errors(f"inspecting lock {self.name!r}"):
-            pttl = self.client.pttl(self.key)
-        if pttl == -2:
-            return None
-        if pttl == -1:
-            return math.inf
-        return pttl / 1000
-
-    # -- operator tools ------------------------------------------------------
-
-    @classmethod
-    def force_release(
-        cls, client: redis.Redis, name: str, *, prefix: str = DEFAULT_PREFIX
-    ) -> bool:
-        """
-        Delete the lock whoever holds it (an operator's tool) and wake any
-        waiter. Return True if a lock was freed. The former holder's next
-        extend or release fails, and its fence is smaller than any later one.
-        """
-        validate_name(name)
-        cls.register_scripts(client)
-        key, _, signal_key, waiters_key = cls.keys(name, prefix)
-        marker_ms = int(((wait_slice(client) or POLL_INTERVAL) + 1.0) * 1000)
-        with translate_errors(f"force-releasing lock {name!r}"):
-            code = cls.lua_force_release(
-                keys=(key, signal_key, waiters_key), args=(marker_ms,), client=client
-            )
-        if code == 1:
-            return True
-        elif code == 0:
-            return False
-        else:
-            raise RuntimeError(f"Unsupported error code {code}")
-
-    @classmethod
-    def current_owner(
-        cls, client: redis.Redis, name: str, *, prefix: str = DEFAULT_PREFIX
-    ) -> str | None:
-        """Return the token holding ``name``, or None if it is free."""
-        validate_name(name)
-        with translate_errors(f"inspecting lock {name!r}"):
-            return decode(client.get(cls.keys(name, prefix)[0]))
-
-    @classmethod
-    def has_lock_with_value(
-        cls,
-        client: redis.Redis,
-        name: str,
-        value: str,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-    ) -> bool:
-        """Return True if ``name`` is held with the token ``value``."""
-        return cls.current_owner(client, name, prefix=prefix) == value
 
     # -- context manager -----------------------------------------------------
 
@@ -497,21 +335,3 @@ class Lock:
             raise LockNotOwned(
                 f"Lock {self.name!r} was lost before release (fence {self.fence})"
             )
-
-
-def release_all_current_locks() -> int:
-    """
-    Release every Lock this process acquired and still holds; return how
-    many were released. Meant for worker shutdown. Locks that cannot be
-    released because Redis is unreachable are logged and left to expire.
-    """
-    with _held_guard:
-        locks = list(_held)
-    released = 0
-    for lock in locks:
-        try:
-            if lock.release():
-                released += 1
-        except LockingUnavailable:
-            logger.warning("Could not release %r: Redis unavailable", lock)
-    return released

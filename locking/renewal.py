@@ -16,9 +16,20 @@ writing::
                A's pipeline checks renewer.lost before it commits, and the
                commit carries A's fence, which B's has overtaken
 
-If Redis is unreachable, renewal is retried (the lock may well still be
-held) until the moment the lock or lease would have expired since the last
-successful renewal; then the loss is reported.
+If Redis cannot be reached for a moment (a restart, a failover, the
+``LOADING`` of a restarted server), the lock may well still be held: the
+renewer tries again every short interval (``RETRY_INTERVAL`` at most) until
+the moment the lock or lease would have expired, counted from the start of
+the last successful renewal. Only then is the loss reported, with a reason
+saying Redis was unreachable::
+
+      t=0      renewal ok (ttl 30 s, interval 10 s)
+      t=10     Redis restarts: ConnectionError -> retry every second
+      t=12     Redis answers again: renewal ok, nothing is reported
+      ...
+      t=40     renewal ok; Redis goes away for good
+      t=50..69 retries fail
+      t=70     the lease has run out -> on_lost("Redis unreachable ...")
 
 The thread holds only weak references to its targets, like
 python-redis-lock's ``_lock_renewer``: dropping the Lock stops renewal.
@@ -38,6 +49,10 @@ from .lock import Lock
 from .semaphore import Semaphore
 
 logger = logging.getLogger(__name__)
+
+#: The longest wait, in seconds, between two tries of a renewal that could
+#: not reach Redis (shorter for short TTLs: a tenth of the TTL).
+RETRY_INTERVAL = 1.0
 
 
 class Renewer:
@@ -100,6 +115,7 @@ class Renewer:
                 self.interval,
                 self.ttl,
                 self._stop,
+                mod_time.monotonic(),
             ),
             name="locking-renewer",
             daemon=True,
@@ -129,27 +145,39 @@ class Renewer:
         interval: float,
         ttl: float,
         stop: threading.Event,
+        started_at: float,
     ) -> None:
         # Only weak references and plain values live in this frame; ``self``
         # is reached through the bound method, so the renewer object itself
         # stays alive while its thread runs, but not the targets.
-        last_renewed = mod_time.monotonic()
-        # After a failure, retry several times before the TTL runs out.
-        retry_interval = min(interval, ttl / 10)
+        # The lease runs from the moment the last successful extension was
+        # sent (Redis ran it a little later, so this errs on the safe side);
+        # before the first, from start() (the owner took the lock before).
+        renewed_at = started_at
+        retry_interval = min(interval, ttl / 10, RETRY_INTERVAL)
+        failing_since: float | None = None
         wait = interval
         while not stop.wait(wait):
+            attempt_at = mod_time.monotonic()
             try:
                 reason = self._renew_once(lock_ref, semaphore_ref, lease_token)
             except LockingUnavailable as exc:
-                since = mod_time.monotonic() - last_renewed
-                if since >= ttl:
+                now = mod_time.monotonic()
+                left = renewed_at + ttl - now
+                if left <= 0:
                     self._report_lost(
-                        f"Redis unavailable for {since:.3f}s, longer than the "
-                        f"TTL ({ttl}s): {exc}"
+                        f"Redis unreachable for {now - renewed_at:.3f}s since "
+                        f"the last renewal, past the {ttl}s lease: {exc}"
                     )
                     return
-                logger.warning("Renewal failed, retrying: %s", exc)
-                wait = min(retry_interval, max(ttl - since, 0.001))
+                if failing_since is None:
+                    failing_since = now
+                    logger.warning(
+                        "Renewal failed, retrying for up to %.3fs: %s", left, exc
+                    )
+                else:
+                    logger.debug("Renewal failed again: %s", exc)
+                wait = min(retry_interval, left)
                 continue
             except Exception as exc:
                 # An unexpected error must not end renewal silently: the
@@ -162,7 +190,13 @@ class Renewer:
             if reason is not None:
                 self._report_lost(reason)
                 return
-            last_renewed = mod_time.monotonic()
+            renewed_at = attempt_at
+            if failing_since is not None:
+                logger.warning(
+                    "Renewal succeeded again after %.3fs",
+                    renewed_at - failing_since,
+                )
+                failing_since = None
             wait = interval
             if self.on_renewed is not None:
                 try:

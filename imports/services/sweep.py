@@ -284,7 +284,7 @@ def locks_release_orphaned() -> int:
     released = 0
     try:
         for project_id, owner, left in project_locks_held():
-            if left is None or left <= DISPATCH_GRACE_SECONDS:
+            if left <= DISPATCH_GRACE_SECONDS:
                 continue
             if (
                 ImportRun.objects.active()

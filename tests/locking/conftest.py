@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from locking import make_redis_client
+from locking import Lock, make_redis_client
 
 #: DB 13 of the shared server; other suites use 14 and 15. Tests never
 #: flush it: each test works under its own random key prefix.
@@ -43,6 +44,17 @@ def prefix(redis_client: redis.Redis) -> Iterator[str]:
         redis_client.delete(*keys)
 
 
+@pytest.fixture
+def make_lock(redis_client: redis.Redis, prefix: str):
+    """Build Locks under the test's prefix (name "project:1", ttl 10 s
+    unless told otherwise)."""
+
+    def make(name: str = "project:1", ttl: float = 10, **kwargs) -> Lock:
+        return Lock(redis_client, name, ttl=ttl, prefix=prefix, **kwargs)
+
+    return make
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,7 +63,8 @@ def free_port() -> int:
 
 class PrivateRedis:
     """A redis-server of the test's own, which it may stop, restart or
-    flush without disturbing anybody else. Nothing is persisted."""
+    flush without disturbing anybody else. Nothing is persisted unless a
+    test stops it with ``keep_data=True``."""
 
     def __init__(self, tmp_path: str) -> None:
         self.port = free_port()
@@ -59,7 +72,9 @@ class PrivateRedis:
         self.dir = tmp_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *options: str, wait: bool = True) -> None:
+        """Start the server (with extra command-line ``options``) and, with
+        ``wait``, return once it answers (it has loaded any saved data)."""
         self.process = subprocess.Popen(
             [
                 shutil.which("redis-server") or "redis-server",
@@ -73,6 +88,7 @@ class PrivateRedis:
                 "no",
                 "--dir",
                 self.dir,
+                *options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -83,6 +99,12 @@ class PrivateRedis:
             try:
                 client.ping()
                 break
+            except redis.BusyLoadingError:
+                if not wait:
+                    break  # it listens: the caller wants it loading
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
             except redis.ConnectionError:
                 if time.monotonic() > deadline:
                     raise
@@ -90,11 +112,22 @@ class PrivateRedis:
             finally:
                 client.close()
 
-    def stop(self) -> None:
-        if self.process is not None:
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop the server: killed, with its data gone, or with
+        ``keep_data`` shut down after saving it, so that the next start
+        loads it back (a restart, as production Redis with RDB does)."""
+        if self.process is None:
+            return
+        if keep_data:
+            client = redis.Redis.from_url(self.url, socket_timeout=5)
+            client.shutdown(save=True)
+            client.close()
+        else:
             self.process.kill()
-            self.process.wait(10)
-            self.process = None
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.dir, "dump.rdb"))
+        self.process.wait(10)
+        self.process = None
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -20,7 +21,7 @@ from locking import (
     make_redis_client,
 )
 from tests.locking import workers
-from tests.locking.conftest import free_port
+from tests.locking.conftest import PrivateRedis, free_port
 
 
 def wait_ready(client: redis.Redis, prefix: str, timeout: float = 20) -> dict:
@@ -75,7 +76,10 @@ def test_sigkilled_holder_frees_its_lease_after_its_ttl(
         semaphore = Semaphore(redis_client, "c", limit=1, ttl=5, prefix=prefix)
         assert [token for token, _ in semaphore.holders()] == [ready["token"]]
         assert semaphore.acquire() is None
-        assert semaphore.acquire(blocking=True, timeout=5) is not None
+        deadline = time.monotonic() + 5
+        while semaphore.acquire() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
     finally:
         stop_process(child)
 
@@ -133,7 +137,6 @@ def test_unreachable_redis_raises_at_once(prefix):
         lock.ttl_remaining,
         lambda: Lock.force_release(client, "p", prefix=prefix),
         semaphore.acquire,
-        lambda: semaphore.acquire(blocking=True),
         lambda: semaphore.release("t"),
         lambda: semaphore.extend("t"),
         semaphore.holders,
@@ -166,8 +169,8 @@ def test_silent_redis_times_out_within_the_socket_timeout(prefix):
 
 
 def test_renewer_reports_loss_when_redis_stays_down(private_redis, prefix):
-    """If Redis is unreachable, the renewer retries until the lock would
-    have expired, then reports it lost with the reason."""
+    """If Redis stays unreachable, the renewer retries until the lock would
+    have expired, then reports it lost, saying Redis was unreachable."""
     client = make_redis_client(private_redis.url, socket_timeout=0.2)
     lock = Lock(client, "p", ttl=0.6, prefix=prefix)
     lock.acquire()
@@ -176,7 +179,8 @@ def test_renewer_reports_loss_when_redis_stays_down(private_redis, prefix):
         started = time.monotonic()
         assert renewer.lost.wait(5)
         assert 0.3 < time.monotonic() - started < 3
-        assert "unavailable" in renewer.lost_reason
+        assert "Redis unreachable" in renewer.lost_reason
+        assert "past the 0.6s lease" in renewer.lost_reason
     client.close()
 
 
@@ -215,8 +219,8 @@ def test_fence_stays_monotonic_when_redis_loses_its_data(private_redis, prefix):
 
 
 def test_silent_redis_semaphore_fails_within_the_socket_timeout(prefix):
-    """A blocking semaphore take against a silent server fails once, after
-    about the socket timeout, without a second wait to leave the queue."""
+    """A semaphore take against a silent server fails once, after about the
+    socket timeout."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(16)
@@ -225,5 +229,172 @@ def test_silent_redis_semaphore_fails_within_the_socket_timeout(prefix):
         semaphore = Semaphore(client, "c", limit=1, ttl=5, prefix=prefix)
         started = time.monotonic()
         with pytest.raises(LockingUnavailable):
-            semaphore.acquire(blocking=True, timeout=10)
+            semaphore.acquire()
         assert time.monotonic() - started < 2.0
+
+
+def operations_on(client: redis.Redis, prefix: str) -> list:
+    """Every operation of locking/ that talks to Redis."""
+    lock = Lock(client, "p", ttl=5, prefix=prefix)
+    semaphore = Semaphore(client, "c", limit=1, ttl=5, prefix=prefix)
+    return [
+        lock.acquire,
+        lambda: lock.acquire(blocking=True, timeout=1),
+        lock.release,
+        lock.extend,
+        lock.locked,
+        lock.owner,
+        lock.ttl_remaining,
+        lambda: Lock.force_release(client, "p", prefix=prefix),
+        lambda: Lock.current_owner(client, "p", prefix=prefix),
+        lambda: list(Lock.held(client, prefix=prefix)),
+        semaphore.acquire,
+        lambda: semaphore.release("t"),
+        lambda: semaphore.extend("t"),
+        semaphore.holders,
+    ]
+
+
+def fill(client: redis.Redis, prefix: str, keys: int) -> None:
+    pipe = client.pipeline(transaction=False)
+    for i in range(keys):
+        pipe.set(f"{prefix}filler:{i}", "x")
+    pipe.execute()
+
+
+#: Options that make a restarted server load each key 0.5 ms late and
+#: answer (LOADING) meanwhile, as a large dataset would.
+SLOW_LOADING = (
+    "--key-load-delay",
+    "500",
+    "--loading-process-events-interval-bytes",
+    "1024",
+)
+
+
+def test_loading_redis_raises_locking_unavailable(private_redis, prefix):
+    """While a restarted Redis loads its data it answers LOADING
+    (BusyLoadingError): every operation raises LockingUnavailable from it,
+    never a raw redis error."""
+    admin = redis.Redis.from_url(private_redis.url)
+    fill(admin, prefix, 12_000)  # about 6 s of loading
+    private_redis.stop(keep_data=True)
+    private_redis.start(*SLOW_LOADING, wait=False)
+    client = make_redis_client(private_redis.url, socket_timeout=1)
+    for operation in operations_on(client, prefix):
+        with pytest.raises(LockingUnavailable) as info:
+            operation()
+        assert isinstance(info.value.__cause__, redis.BusyLoadingError)
+        assert "BusyLoadingError" in str(info.value)
+    with pytest.raises(redis.BusyLoadingError):
+        admin.ping()  # still loading: the test saw what it meant to
+    client.close()
+    admin.close()
+
+
+def test_read_only_redis_raises_locking_unavailable(tmp_path, prefix):
+    """A server that a failover turned into a replica refuses writes
+    (READONLY): every take raises LockingUnavailable from ReadOnlyError."""
+    replica = PrivateRedis(str(tmp_path))
+    replica.start("--replicaof", "127.0.0.1", str(free_port()))
+    client = make_redis_client(replica.url, socket_timeout=1)
+    try:
+        for operation in (
+            Lock(client, "p", ttl=5, prefix=prefix).acquire,
+            lambda: Lock.force_release(client, "p", prefix=prefix),
+            Semaphore(client, "c", limit=1, ttl=5, prefix=prefix).acquire,
+        ):
+            with pytest.raises(LockingUnavailable) as info:
+                operation()
+            assert isinstance(info.value.__cause__, redis.ReadOnlyError)
+    finally:
+        client.close()
+        replica.stop()
+
+
+def test_renewer_rides_out_a_redis_restart(private_redis, prefix, caplog):
+    """Redis restarts (down for about 1.5 s, its data saved and loaded
+    back) while a renewed lock is held: the renewals that fail with
+    ConnectionError are retried, nothing is reported lost, and the lock is
+    still held and renewed afterwards."""
+    client = make_redis_client(private_redis.url, socket_timeout=0.5)
+    lock = Lock(client, "p", ttl=4.0, prefix=prefix)
+    lock.acquire()
+    renewed = threading.Event()
+    caplog.set_level(logging.DEBUG, logger="locking.renewal")
+    with Renewer(lock=lock, interval=0.3, on_renewed=renewed.set) as renewer:
+        assert renewed.wait(5)
+        private_redis.stop(keep_data=True)
+        time.sleep(1.5)
+        private_redis.start()
+        renewed.clear()
+        assert renewed.wait(5)
+        assert not renewer.lost.is_set()
+    assert lock.owned()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("ConnectionError" in message for message in messages)
+    assert any("succeeded again" in message for message in messages)
+    client.close()
+
+
+def test_renewer_rides_out_redis_loading_its_data(private_redis, prefix, caplog):
+    """After a restart Redis answers LOADING for about 1.5 s: the renewer
+    retries through it and the lock is kept."""
+    admin = redis.Redis.from_url(private_redis.url)
+    fill(admin, prefix, 3000)
+    client = make_redis_client(private_redis.url, socket_timeout=0.5)
+    lock = Lock(client, "p", ttl=5.0, prefix=prefix)
+    lock.acquire()
+    renewed = threading.Event()
+    caplog.set_level(logging.DEBUG, logger="locking.renewal")
+    with Renewer(lock=lock, interval=0.3, on_renewed=renewed.set) as renewer:
+        assert renewed.wait(5)
+        private_redis.stop(keep_data=True)
+        private_redis.start(*SLOW_LOADING)  # returns once loaded
+        renewed.clear()
+        assert renewed.wait(5)
+        assert not renewer.lost.is_set()
+    assert lock.owned()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("BusyLoadingError" in message for message in messages)
+    client.close()
+    admin.close()
+
+
+def test_renewer_reports_loss_when_redis_returns_past_the_lease(private_redis, prefix):
+    """Redis away for longer than the lease: the loss is reported once the
+    lease has run out, before Redis is back, saying Redis was
+    unreachable."""
+    client = make_redis_client(private_redis.url, socket_timeout=0.2)
+    lock = Lock(client, "p", ttl=1.0, prefix=prefix)
+    lock.acquire()
+    renewed = threading.Event()
+    calls: list[str] = []
+    with Renewer(
+        lock=lock, interval=0.2, on_renewed=renewed.set, on_lost=calls.append
+    ) as renewer:
+        assert renewed.wait(5)
+        private_redis.stop(keep_data=True)
+        stopped = time.monotonic()
+        assert renewer.lost.wait(5)
+        assert 0.5 < time.monotonic() - stopped < 3
+        private_redis.start()
+    assert calls == [renewer.lost_reason]
+    assert "Redis unreachable" in renewer.lost_reason
+    client.close()
+
+
+def test_renewer_reports_a_lock_lost_in_a_restart(private_redis, prefix):
+    """Redis comes back quickly but without its data: the lock is gone, and
+    that is reported as a lost lock (not as Redis unreachable)."""
+    client = make_redis_client(private_redis.url, socket_timeout=0.5)
+    lock = Lock(client, "p", ttl=4.0, prefix=prefix)
+    lock.acquire()
+    renewed = threading.Event()
+    with Renewer(lock=lock, interval=0.3, on_renewed=renewed.set) as renewer:
+        assert renewed.wait(5)
+        private_redis.stop()
+        private_redis.start()
+        assert renewer.lost.wait(3)
+    assert "lock 'p' lost" in renewer.lost_reason
+    client.close()

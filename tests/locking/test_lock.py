@@ -10,21 +10,7 @@ import pytest
 import redis
 
 import locking.lock
-from locking import (
-    Lock,
-    LockingError,
-    LockNotOwned,
-    make_redis_client,
-    release_all_current_locks,
-)
-
-
-@pytest.fixture
-def make_lock(redis_client, prefix):
-    def make(name: str = "project:1", ttl: float = 10, **kwargs) -> Lock:
-        return Lock(redis_client, name, ttl=ttl, prefix=prefix, **kwargs)
-
-    return make
+from locking import Lock, LockingError, LockNotOwned, make_redis_client
 
 
 def test_acquire_returns_a_fence_and_excludes_others(make_lock):
@@ -159,46 +145,6 @@ def test_fence_floor_raises_a_lost_counter(redis_client, prefix, make_lock):
     assert lock.acquire(fence_floor=10**15) == 10**15 + 1
 
 
-def test_inspection_classmethods(redis_client, prefix, make_lock):
-    """current_owner and has_lock_with_value read who holds a name."""
-    lock = make_lock("p")
-    assert Lock.current_owner(redis_client, "p", prefix=prefix) is None
-    assert not Lock.has_lock_with_value(redis_client, "p", lock.token, prefix=prefix)
-    lock.acquire()
-    assert Lock.current_owner(redis_client, "p", prefix=prefix) == lock.token
-    assert Lock.has_lock_with_value(redis_client, "p", lock.token, prefix=prefix)
-    assert not Lock.has_lock_with_value(redis_client, "p", "other", prefix=prefix)
-    assert Lock.current_owner(redis_client, "p") is None  # default prefix
-
-
-def test_force_release(redis_client, prefix, make_lock):
-    """An operator frees a lock whoever holds it; the holder's extend and
-    release then fail; freeing a free name reports False."""
-    lock = make_lock()
-    fence = lock.acquire()
-    assert Lock.force_release(redis_client, "project:1", prefix=prefix) is True
-    assert not lock.locked()
-    assert lock.extend() is False
-    assert lock.release() is False
-    assert Lock.force_release(redis_client, "project:1", prefix=prefix) is False
-    assert make_lock().acquire() > fence
-
-
-def test_release_all_current_locks(redis_client, prefix, make_lock):
-    """Only the locks this process still holds are released and counted."""
-    release_all_current_locks()  # Start from an empty registry.
-    released, lost, held, never = (make_lock(f"n{i}") for i in range(4))
-    for lock in (released, lost, held):
-        lock.acquire()
-    released.release()
-    Lock.force_release(redis_client, "n1", prefix=prefix)
-    assert release_all_current_locks() == 1
-    assert not held.locked()
-    assert never.acquire() is not None
-    assert release_all_current_locks() == 1
-    assert release_all_current_locks() == 0
-
-
 def test_context_manager(make_lock):
     """The with-block holds the lock and releases it on the way out, also
     when the block raises."""
@@ -269,20 +215,6 @@ def test_blocking_acquire_takes_an_expired_lock(make_lock):
     assert 0.2 < time.monotonic() - started < 1.5
 
 
-def test_blocking_acquire_is_woken_by_force_release(redis_client, prefix, make_lock):
-    """force_release wakes a waiter too."""
-    make_lock(ttl=30).acquire()
-    waiter = make_lock()
-    timer = threading.Timer(
-        0.1, Lock.force_release, (redis_client, "project:1"), {"prefix": prefix}
-    )
-    started = time.monotonic()
-    timer.start()
-    assert waiter.acquire(blocking=True, timeout=5) is not None
-    assert time.monotonic() - started < 0.6
-    timer.join()
-
-
 class FakeLockTime:
     """A clock that jumps forward by ``step`` seconds at every read."""
 
@@ -321,8 +253,6 @@ def test_invalid_name(redis_client, name):
     """An empty or non-string name is refused at once."""
     with pytest.raises(ValueError):
         Lock(redis_client, name, ttl=1)
-    with pytest.raises(ValueError):
-        Lock.force_release(redis_client, name)
 
 
 @pytest.mark.parametrize("ttl", [0, -1, 0.0001, float("nan"), float("inf"), "5"])

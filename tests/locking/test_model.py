@@ -15,7 +15,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from locking import Lock, Semaphore, release_all_current_locks
+from locking import Lock, Semaphore
 
 NAMES = st.sampled_from(["a", "b"])
 TOKENS = st.sampled_from(["t1", "t2", "t3"])
@@ -30,7 +30,6 @@ def make_machine(client: redis.Redis) -> type[RuleBasedStateMachine]:
     class LockingModel(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            release_all_current_locks()  # forget locks of earlier tests
             self.prefix = f"test-locking-model:{uuid.uuid4().hex}:"
             self.locks: dict[tuple[str, str], Lock] = {}
             self.holder: dict[str, str | None] = {"a": None, "b": None}
@@ -49,7 +48,6 @@ def make_machine(client: redis.Redis) -> type[RuleBasedStateMachine]:
             return self.locks[key]
 
         def teardown(self) -> None:
-            release_all_current_locks()
             keys = list(client.scan_iter(match=f"{self.prefix}*"))
             if keys:
                 client.delete(*keys)
@@ -85,12 +83,6 @@ def make_machine(client: redis.Redis) -> type[RuleBasedStateMachine]:
         def redis_loses_the_fence_counter(self, name: str) -> None:
             client.delete(f"{self.prefix}fence:{name}")
             self.counter[name] = 0
-
-        @rule()
-        def release_all(self) -> None:
-            held = sum(holder is not None for holder in self.holder.values())
-            assert release_all_current_locks() == held
-            self.holder = {"a": None, "b": None}
 
         @rule(token=LEASE_TOKENS, limit=st.sampled_from([None, 1, 2, 3]))
         def semaphore_acquire(self, token: str, limit: int | None) -> None:

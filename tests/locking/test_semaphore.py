@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
-from locking import Semaphore, make_redis_client
+from locking import Semaphore
 
 
 @pytest.fixture
@@ -16,10 +15,6 @@ def make_semaphore(redis_client, prefix):
         return Semaphore(redis_client, name, limit=limit, ttl=ttl, prefix=prefix, **kw)
 
     return make
-
-
-def queue_length(redis_client, semaphore: Semaphore) -> int:
-    return redis_client.zcard(f"{semaphore.prefix}sem:{semaphore.name}:queue")
 
 
 def test_limit_holders_at_most(make_semaphore):
@@ -106,91 +101,41 @@ def test_limit_changes_at_run_time(make_semaphore):
     assert semaphore.acquire() is None
 
 
-def test_queued_waiter_is_not_overtaken(redis_client, make_semaphore):
-    """A non-blocking acquire does not jump ahead of a queued waiter."""
+def test_freed_slot_is_taken_by_the_next_try(make_semaphore):
+    """A take never waits: it is refused while every slot is held, and the
+    next try after a release gets the slot."""
     semaphore = make_semaphore(limit=1)
     holder = semaphore.acquire()
-    assert semaphore.do_acquire("waiter", 1, queue=True) <= 0
-    assert queue_length(redis_client, semaphore) == 1
-    semaphore.release(holder)
+    started = time.monotonic()
     assert semaphore.acquire() is None
-    assert semaphore.do_acquire("waiter", 1, queue=True) == 1
-    assert queue_length(redis_client, semaphore) == 0
-
-
-def test_waiters_are_served_first_come_first_served(redis_client, make_semaphore):
-    """Blocking waiters get the slot in the order they arrived."""
-    semaphore = make_semaphore(limit=1)
-    holder = semaphore.acquire()
-    order: list[int] = []
-
-    def wait(i: int) -> None:
-        token = semaphore.acquire(blocking=True, timeout=20)
-        order.append(i)
-        time.sleep(0.02)
-        semaphore.release(token)
-
-    threads = []
-    for i in range(5):
-        thread = threading.Thread(target=wait, args=(i,))
-        thread.start()
-        threads.append(thread)
-        deadline = time.monotonic() + 5
-        while queue_length(redis_client, semaphore) < i + 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
-    semaphore.release(holder)
-    for thread in threads:
-        thread.join(20)
-    assert order == [0, 1, 2, 3, 4]
-
-
-def test_waiter_is_woken_by_release(make_semaphore):
-    """A waiter gets a released slot at once, not after a poll interval."""
-    semaphore = make_semaphore(limit=1)
-    holder = semaphore.acquire()
-    threading.Timer(0.1, semaphore.release, (holder,)).start()
-    started = time.monotonic()
-    assert semaphore.acquire(blocking=True, timeout=5) is not None
     assert time.monotonic() - started < 0.5
-
-
-def test_waiter_takes_an_expired_lease(make_semaphore):
-    """A lease that expires wakes nobody, but the waiter's wait is bounded
-    by the earliest lease expiry."""
-    short = make_semaphore(limit=1, ttl=0.3)
-    short.acquire()
-    waiter = make_semaphore(limit=1, ttl=10)
-    started = time.monotonic()
-    assert waiter.acquire(blocking=True, timeout=5) is not None
-    assert 0.2 < time.monotonic() - started < 1.5
-
-
-def test_blocking_timeout_leaves_the_queue(redis_client, make_semaphore):
-    """A waiter that times out returns None and removes its ticket."""
-    semaphore = make_semaphore(limit=1)
-    semaphore.acquire()
-    started = time.monotonic()
-    assert semaphore.acquire(blocking=True, timeout=0.3) is None
-    assert 0.3 <= time.monotonic() - started < 1.5
-    assert queue_length(redis_client, semaphore) == 0
-
-
-def test_dead_waiter_leaves_the_queue_by_itself(redis_url, redis_client, prefix):
-    """A waiter that queued and died blocks the queue only until its ticket
-    expires (a few wait slices)."""
-    client = make_redis_client(redis_url, socket_timeout=0.2)  # short slices
-    semaphore = Semaphore(client, "c", limit=1, ttl=10, prefix=prefix)
-    assert semaphore.do_acquire("dead", 1, queue=True) == 1  # slot free
-    semaphore.release("dead")
-    holder = semaphore.acquire()
-    assert semaphore.do_acquire("dead", 1, queue=True) <= 0  # queued
     semaphore.release(holder)
-    assert semaphore.acquire() is None  # "dead" is ahead
-    started = time.monotonic()
-    assert semaphore.acquire(blocking=True, timeout=5) is not None
-    assert time.monotonic() - started < 3
-    client.close()
+    assert semaphore.acquire() is not None
+
+
+def test_expired_lease_frees_its_slot_for_the_next_try(make_semaphore):
+    """A lease that expires is purged by the next take, which gets the
+    slot."""
+    short = make_semaphore(limit=1, ttl=0.2)
+    short.acquire()
+    other = make_semaphore(limit=1, ttl=10)
+    assert other.acquire() is None
+    time.sleep(0.3)
+    assert other.acquire() is not None
+
+
+def test_only_the_leases_key_is_written(redis_client, prefix, make_semaphore):
+    """The leases sorted set is the semaphore's one key, and it expires
+    with its longest lease."""
+    semaphore = make_semaphore("c", ttl=5)
+    token = semaphore.acquire()
+    semaphore.acquire()
+    assert semaphore.acquire() is None
+    semaphore.release(token)
+    assert sorted(redis_client.scan_iter(match=f"{prefix}*")) == [
+        f"{prefix}sem:c:leases".encode()
+    ]
+    assert 4 < redis_client.pttl(f"{prefix}sem:c:leases") / 1000 <= 5
 
 
 def test_holders_on_an_unknown_name(make_semaphore):
@@ -228,8 +173,8 @@ def test_invalid_acquire_arguments(make_semaphore):
         semaphore.acquire(limit=0)
     with pytest.raises(ValueError):
         semaphore.acquire("")
-    with pytest.raises(ValueError):
-        semaphore.acquire(timeout=1)
+    with pytest.raises(TypeError):
+        semaphore.acquire(blocking=True)  # a take never waits
     with pytest.raises(ValueError):
         semaphore.extend("t", 0)
     assert semaphore.count() == 0
