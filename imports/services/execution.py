@@ -45,9 +45,7 @@ from django.utils.translation import gettext as _
 from connectors.exceptions import SourceError, TransientSourceError
 from connectors.models import Connector
 from connectors.registry import get_connector
-from imports.locks import connector_slots, project_lock, run_cancel_requested
-from imports.models import ImportRun, ImportRunEvent
-from imports.pipeline import (
+from imports.loading import (
     FenceRejected,
     ImportInterrupted,
     LoadResult,
@@ -55,6 +53,8 @@ from imports.pipeline import (
     import_run_extract,
     import_run_load,
 )
+from imports.locks import connector_slots, project_lock, run_cancel_requested
+from imports.models import ImportRun, ImportRunEvent
 from imports.services.events import import_run_event_record
 from imports.services.runs import import_run_dispatch, project_fence_floor
 from imports.services.slots import (

@@ -20,9 +20,9 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from imports.loading import STAGE_TABLE
 from imports.locks import project_lock, project_lock_name, redis_client
 from imports.models import ImportRun, ImportRunEvent
-from imports.pipeline import STAGE_TABLE
 from imports.services.events import import_run_event_record
 from imports.services.runs import DISPATCH_GRACE_SECONDS, import_run_dispatch
 from imports.services.slots import connector_waiting_promote, run_slot_free

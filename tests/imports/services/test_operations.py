@@ -98,7 +98,7 @@ class TestCancel:
         """A run cancelled before its load transaction leaves no records."""
         from django.db import transaction
 
-        from imports.pipeline import (
+        from imports.loading import (
             ImportInterrupted,
             LoadResult,
             Stage,

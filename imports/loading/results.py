@@ -1,0 +1,37 @@
+"""What a load returns and the ways it stops."""
+
+from dataclasses import asdict, dataclass, field
+
+from connectors.exceptions import PermanentSourceError
+
+
+class ImportInterrupted(Exception):
+    """The run must stop: it was cancelled or lost its lock."""
+
+
+class FenceRejected(Exception):
+    """A newer run of the project took over; this run may not commit."""
+
+
+class BadRowError(PermanentSourceError):
+    """A row cannot be imported and the project fails on bad rows."""
+
+
+@dataclass
+class LoadResult:
+    """A run's counts, filled by the extraction and then by the merge."""
+
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_deleted: int = 0
+    rows_rejected: int = 0
+    duplicates: int = 0
+    rejected_samples: list[dict] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        data = asdict(self)
+        data.pop("rejected_samples")
+        data.pop("duplicates")
+        return data
