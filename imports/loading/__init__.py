@@ -6,18 +6,26 @@ PostgreSQL), so memory does not grow with the source. The load (``load``)
 merges the staged rows into the project's records in one transaction with
 set-based statements (``merge``, with ``dialects`` for what PostgreSQL and
 SQLite do differently); a failed or killed import leaves the records exactly
-as the last successful import left them. The staging line format lives in
-``connectors.lineformat``, so that connectors can produce it.
+as the last successful import left them, and a replace that would delete
+more than the project allows changes nothing (``safety``). The staging line
+format lives in ``connectors.lineformat``, so that connectors can produce it.
 """
 
 from .extract import import_run_extract
 from .load import import_run_load
-from .results import BadRowError, FenceRejected, ImportInterrupted, LoadResult
+from .results import (
+    BadRowError,
+    DeletionLimitExceeded,
+    FenceRejected,
+    ImportInterrupted,
+    LoadResult,
+)
 from .stage import STAGE_TABLE, Stage
 
 __all__ = [
     "STAGE_TABLE",
     "BadRowError",
+    "DeletionLimitExceeded",
     "FenceRejected",
     "ImportInterrupted",
     "LoadResult",

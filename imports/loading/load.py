@@ -7,6 +7,7 @@ from imports.models import ImportRun, Project
 
 from .merge import stage_merge
 from .results import FenceRejected, ImportInterrupted, LoadResult
+from .safety import DeletionLimit
 from .stage import Stage
 
 
@@ -17,20 +18,26 @@ def import_run_load(*, run: ImportRun, stage: Stage, result: LoadResult) -> Load
     so that a cancel or a reaper either lands before the load (and nothing
     is written) or finds the run finished.
 
+    A replace checks the project's deletion limit first; the run's
+    ``deletions_confirmed`` is read under the run's row lock, so a
+    confirmation given while the run extracted counts.
+
     Raises:
         ImportInterrupted: the run was cancelled or reaped meanwhile.
         FenceRejected: a newer run of the project holds a larger fence.
+        DeletionLimitExceeded: a replace would delete more of the project's
+            rows than its limit allows, and the run is not confirmed.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("import_run_load() must run inside a transaction")
     project = run.project
     # Lock order, everywhere: the run row, then the project row.
-    status = (
+    status, confirmed = (
         ImportRun.objects.select_for_update()
         .filter(pk=run.pk)
-        .values_list("status", flat=True)
+        .values_list("status", "deletions_confirmed")
         .first()
-    )
+    ) or (None, False)
     if status != ImportRun.Status.RUNNING:
         raise ImportInterrupted(f"run {run.pk} is {status}")
     # Serialise loads of one project and check the fence under the lock:
@@ -49,6 +56,9 @@ def import_run_load(*, run: ImportRun, stage: Stage, result: LoadResult) -> Load
         project_id=project.pk,
         run_id=run.pk,
         replace=project.mode == Project.Mode.REPLACE,
+        deletion_limit=DeletionLimit(
+            percent=project.replace_delete_limit, confirmed=confirmed
+        ),
     )
     result.rows_inserted = counts.inserted
     result.rows_updated = counts.updated

@@ -35,3 +35,7 @@ class LoadResult:
         data.pop("rejected_samples")
         data.pop("duplicates")
         return data
+
+
+class DeletionLimitExceeded(PermanentSourceError):
+    """A replace would delete more of the project's rows than it allows."""

@@ -8,8 +8,11 @@ from imports.services.execution import import_run_execute
 from imports.services.runs import import_run_request
 
 
-def run_import(project) -> ImportRun:
+def run_import(project, *, confirm_deletions: bool = False) -> ImportRun:
+    """Request and execute a run; ``confirm_deletions`` confirms it first."""
     run = import_run_request(project=project, requested_by="test", trigger="command")
+    if confirm_deletions:
+        ImportRun.objects.filter(pk=run.pk).update(deletions_confirmed=True)
     import_run_execute(run_id=run.pk)
     run.refresh_from_db()
     return run
