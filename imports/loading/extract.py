@@ -1,7 +1,10 @@
 """The extraction: stream a connector's batches into a run's stage.
 
-Bad rows fail the run or are counted and sampled, by project policy.
-Without key fields a record's identity is its content (replace mode).
+Bad rows fail the run or are counted and sampled, by project policy. A bad
+row is named by its data row, counted here for every source (the stage's
+``seq``), and by its file line when the connector gives one (``BadRow``
+with a ``line``). Without key fields a record's identity is its content
+(replace mode).
 """
 
 import hashlib
@@ -20,7 +23,7 @@ from connectors.lineformat import (
 )
 from imports.models import ImportRun, Project
 
-from .results import BadRowError, ImportInterrupted, LoadResult
+from .results import BadRowError, ImportInterrupted, LoadResult, row_label
 from .stage import Stage
 
 REJECTED_SAMPLES = 10
@@ -37,13 +40,17 @@ class _Extraction:
         self.skip_bad = project.on_bad_row == Project.OnBadRow.SKIP
         self.result = LoadResult()
 
-    def reject(self, number: int, reason: str) -> None:
+    def reject(self, row: int, reason: str, *, line: int | None = None) -> None:
+        """Fail on data row ``row`` (file line ``line``), or count it."""
         if not self.skip_bad:
-            raise BadRowError(f"Row {number}: {reason}.")
+            raise BadRowError(f"{row_label(row, line)}: {reason}.")
         result = self.result
         result.rows_rejected += 1
         if len(result.rejected_samples) < REJECTED_SAMPLES:
-            result.rejected_samples.append({"row": number, "reason": reason})
+            sample = {"row": row, "reason": reason}
+            if line is not None:
+                sample["line"] = line
+            result.rejected_samples.append(sample)
 
     def reject_missing_key(self, number: int, row: dict) -> None:
         missing = missing_key_fields(row, self.key_fields)
@@ -62,7 +69,9 @@ class _Extraction:
             seq += 1
             if type(item) is not dict:
                 if isinstance(item, BadRow):
-                    self.reject(item.number, item.reason)
+                    # The data row is this count, whatever the connector
+                    # numbers; a file connector adds the line.
+                    self.reject(seq, item.reason, line=getattr(item, "line", None))
                     continue
             try:
                 payload = dumps(item, option=option, default=str)

@@ -17,6 +17,18 @@ class BadRowError(PermanentSourceError):
     """A row cannot be imported and the project fails on bad rows."""
 
 
+def row_label(row: int, line: int | None = None) -> str:
+    """How a bad-row message names a row, the same for every source.
+
+    ``row`` is the data row: the records counted from 1 in source order,
+    bad ones included (a staging line's ``seq``). ``line`` is the line of
+    the file the row starts on, when the connector reads a file and says.
+    """
+    if line is None:
+        return f"Row {row}"
+    return f"Line {line} of the file (data row {row})"
+
+
 @dataclass
 class LoadResult:
     """A run's counts, filled by the extraction and then by the merge."""
@@ -31,9 +43,10 @@ class LoadResult:
     rejected_samples: list[dict] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
+        """The counts by the names of ``ImportRun``'s fields."""
         data = asdict(self)
         data.pop("rejected_samples")
-        data.pop("duplicates")
+        data["rows_duplicates"] = data.pop("duplicates")
         return data
 
 

@@ -13,6 +13,7 @@ HERE = Path(__file__).resolve().parent
 # Every module of this package but the SQL relay, which needs PostgreSQL.
 MODULES = ["test_dialects.py", "test_extract.py", "test_load.py"] + [
     "test_merge.py",
+    "test_results.py",
     "test_safety.py",
     "test_stage.py",
 ]

@@ -59,6 +59,7 @@ def test_duplicate_keys_last_wins_and_are_counted(make_project, write_csv):
     project = make_project(source={"path": str(path)})
     run = run_import(project)
     assert counts(run) == (3, 2, 0, 0, 0, 0)
+    assert run.rows_duplicates == 1
     assert records(project)["1"]["name"] == "last"
     assert run.events.get(kind=ImportRunEvent.Kind.SUCCEEDED).data == {"duplicates": 1}
 
