@@ -45,6 +45,8 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
                 found.add(module)
                 for alias in node.names:
                     found.add(f"{module}.{alias.name}")
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue  # read by type checkers only, never imported
             elif isinstance(node, ast.If | ast.Try | ast.With):
                 # Module-level conditionals and try blocks run at import.
                 for field in ("body", "orelse", "finalbody", "handlers"):

@@ -17,15 +17,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from connectors.registry import get_connector
-from imports.locks import connector_slots, run_cancel_requested
-from imports.models import ImportRun, ImportRunEvent
-from imports.pipeline import (
+from imports.loading import (
     ImportInterrupted,
     LoadResult,
     Stage,
     import_run_extract,
     import_run_load,
 )
+from imports.locks import connector_slots, run_cancel_requested
+from imports.models import ImportRun, ImportRunEvent
 from imports.services.attempt import WORKER, Attempt, Heartbeat, with_database
 from imports.services.claim import run_claim, run_is_startable
 from imports.services.selectors import run_for_execution

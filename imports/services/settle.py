@@ -29,8 +29,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from connectors.exceptions import SourceError, TransientSourceError
+from imports.loading import FenceRejected, ImportInterrupted
 from imports.models import ImportRun
-from imports.pipeline import FenceRejected, ImportInterrupted
 from imports.services.attempt import DATABASE_GONE, WORKER, Attempt, with_database
 from imports.services.backoff import retry_delay
 from imports.services.dispatch import import_run_dispatch

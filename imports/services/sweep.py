@@ -16,13 +16,13 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from imports.loading import stages_present, transaction_lock_timeout
 from imports.locks import project_lock, project_lock_held_by, project_locks_held
 from imports.models import ImportRun, ImportRunEvent
-from imports.pipeline import STAGE_TABLE
 from imports.services.dispatch import import_run_dispatch
 from imports.services.events import import_run_event_record
 from imports.services.guard import DISPATCH_GRACE_SECONDS
@@ -33,7 +33,7 @@ from locking import LockingUnavailable
 REAPER = "reaper"
 # How long the sweep waits for a row or table lock before it moves on: a
 # stalled worker's transaction must not stall the sweep for everyone.
-SWEEP_LOCK_TIMEOUT = "2s"
+SWEEP_LOCK_TIMEOUT_MS = 2000
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +94,7 @@ def _row_locked(run: ImportRun) -> bool:
     A row held by another transaction (a worker inside its load) is skipped
     and comes back at the next sweep.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = '{SWEEP_LOCK_TIMEOUT}'")
+    transaction_lock_timeout(SWEEP_LOCK_TIMEOUT_MS)
     return (
         ImportRun.objects.select_for_update(skip_locked=True).filter(pk=run.pk).exists()
     )
@@ -303,30 +301,16 @@ def locks_release_orphaned() -> int:
 
 def stages_drop_orphaned() -> int:
     """Drop staging tables whose run is over (left by a killed worker)."""
-    tables = [
-        (int(match.group(1)), name)
-        for name in connection.introspection.table_names()
-        if (match := STAGE_TABLE.match(name))
-    ]
-    if not tables:
+    stages = stages_present()
+    if not stages:
         return 0
     active = set(
-        ImportRun.objects.filter(pk__in=[run_id for run_id, _ in tables])
+        ImportRun.objects.filter(pk__in=[run_id for run_id, _stage in stages])
         .exclude(status__in=ImportRun.FINAL_STATUSES)
         .values_list("pk", flat=True)
     )
-    dropped = 0
-    for run_id, table in tables:
-        if run_id in active:
-            continue
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    # A paused worker may still hold the table (its COPY is
-                    # open): never wait for it, try again next sweep.
-                    cursor.execute("SET LOCAL lock_timeout = '500ms'")
-                cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        except OperationalError:
-            continue
-        dropped += 1
-    return dropped
+    # A paused worker may still hold its table (its COPY is open): never
+    # wait for it, try again at the next sweep.
+    return sum(
+        stage.drop_unless_busy() for run_id, stage in stages if run_id not in active
+    )

@@ -61,6 +61,7 @@ class TestStartImport:
             "unchanged": 0,
             "deleted": 0,
             "rejected": 0,
+            "duplicates": 0,
         }
         assert body["links"]["self"] == f"/api/runs/{run.pk}"
         assert response.headers["Location"] == f"/api/runs/{run.pk}"

@@ -20,6 +20,7 @@ def form_data(connector, **overrides):
         "on_bad_row": Project.OnBadRow.FAIL,
         "is_active": True,
         "max_retries": 3,
+        "replace_delete_limit": 50,
     }
     data.update(overrides)
     return data

@@ -17,6 +17,7 @@ from imports.services.operations import (
     import_run_retry,
     project_force_unlock,
 )
+from tests.conftest import end_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,13 +42,12 @@ class TestRetry:
     def test_retry_of_a_busy_project_is_rejected_with_the_message(self, make_project):
         """A retry goes through the guard: a busy project is rejected."""
         project = make_project()
-        failed = request(project)
-        ImportRun.objects.filter(pk=failed.pk).update(status=ImportRun.Status.FAILED)
-        failed.refresh_from_db()
-        # The project's lock is still held by the first run's token.
+        failed = end_run(request(project), ImportRun.Status.FAILED)
+        active = request(project)  # someone else started it meanwhile
         with pytest.raises(ProjectBusy) as excinfo:
             import_run_retry(run=failed, requested_by="operator")
         assert str(excinfo.value) == PROJECT_BUSY_MESSAGE.format(project_id=project.pk)
+        assert excinfo.value.active_run_id == active.pk
 
     def test_active_run_is_not_retryable(self, make_project):
         """An active run cannot be retried."""
@@ -98,7 +98,7 @@ class TestCancel:
         """A run cancelled before its load transaction leaves no records."""
         from django.db import transaction
 
-        from imports.pipeline import (
+        from imports.loading import (
             ImportInterrupted,
             LoadResult,
             Stage,

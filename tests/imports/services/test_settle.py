@@ -11,7 +11,7 @@ from connectors.exceptions import (
     SourceError,
     TransientSourceError,
 )
-from imports.pipeline import BadRowError, FenceRejected, ImportInterrupted
+from imports.loading import BadRowError, FenceRejected, ImportInterrupted
 from imports.services.settle import OUTCOMES, Outcome, outcome_rule
 from locking import LockingUnavailable
 

@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from imports.loading import Stage
 from imports.locks import project_lock, project_lock_force_release, project_lock_owner
 from imports.models import ImportRun, ImportRunEvent
-from imports.pipeline import Stage
 from imports.services.attempt import Attempt
 from imports.services.guard import import_run_request
 from imports.services.sweep import (

@@ -88,7 +88,7 @@ def test_duplicate_keys_and_replace(sql_project, sql_execute):
         source={"query": "SELECT * FROM items"},
     )
     run = run_import(project)
-    assert (run.rows_read, run.rows_inserted) == (3, 2)
+    assert (run.rows_read, run.rows_inserted, run.rows_duplicates) == (3, 2, 1)
     assert Record.objects.get(project=project, key="a\x1f1").data["name"] == "last"
     sql_execute("DELETE FROM items WHERE num = 2")
     run = run_import(project)

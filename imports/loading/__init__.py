@@ -1,0 +1,38 @@
+"""Loading: stream a source into a staging table, then merge it in one go.
+
+Extract and load are separate stages. The extraction (``extract``) streams
+the connector's batches into a per-attempt staging table (``stage``; COPY on
+PostgreSQL), so memory does not grow with the source. The load (``load``)
+merges the staged rows into the project's records in one transaction with
+set-based statements (``merge``, with ``dialects`` for what PostgreSQL and
+SQLite do differently); a failed or killed import leaves the records exactly
+as the last successful import left them, and a replace that would delete
+more than the project allows changes nothing (``safety``). The staging line
+format lives in ``connectors.lineformat``, so that connectors can produce it.
+"""
+
+from .dialects import transaction_lock_timeout
+from .extract import import_run_extract
+from .load import import_run_load
+from .results import (
+    BadRowError,
+    DeletionLimitExceeded,
+    FenceRejected,
+    ImportInterrupted,
+    LoadResult,
+)
+from .stage import STAGE_TABLE, Stage, stages_present
+
+__all__ = [
+    "STAGE_TABLE",
+    "BadRowError",
+    "DeletionLimitExceeded",
+    "FenceRejected",
+    "ImportInterrupted",
+    "LoadResult",
+    "Stage",
+    "import_run_extract",
+    "import_run_load",
+    "stages_present",
+    "transaction_lock_timeout",
+]

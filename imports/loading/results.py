@@ -1,0 +1,54 @@
+"""What a load returns and the ways it stops."""
+
+from dataclasses import asdict, dataclass, field
+
+from connectors.exceptions import PermanentSourceError
+
+
+class ImportInterrupted(Exception):
+    """The run must stop: it was cancelled or lost its lock."""
+
+
+class FenceRejected(Exception):
+    """A newer run of the project took over; this run may not commit."""
+
+
+class BadRowError(PermanentSourceError):
+    """A row cannot be imported and the project fails on bad rows."""
+
+
+def row_label(row: int, line: int | None = None) -> str:
+    """How a bad-row message names a row, the same for every source.
+
+    ``row`` is the data row: the records counted from 1 in source order,
+    bad ones included (a staging line's ``seq``). ``line`` is the line of
+    the file the row starts on, when the connector reads a file and says.
+    """
+    if line is None:
+        return f"Row {row}"
+    return f"Line {line} of the file (data row {row})"
+
+
+@dataclass
+class LoadResult:
+    """A run's counts, filled by the extraction and then by the merge."""
+
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_deleted: int = 0
+    rows_rejected: int = 0
+    duplicates: int = 0
+    rejected_samples: list[dict] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """The counts by the names of ``ImportRun``'s fields."""
+        data = asdict(self)
+        data.pop("rejected_samples")
+        data["rows_duplicates"] = data.pop("duplicates")
+        return data
+
+
+class DeletionLimitExceeded(PermanentSourceError):
+    """A replace would delete more of the project's rows than it allows."""
