@@ -31,7 +31,7 @@ from imports.services.claim import run_claim, run_is_startable
 from imports.services.selectors import run_for_execution
 from imports.services.settle import attempt_release, attempt_settle
 from imports.services.transitions import SUCCEED
-from locking import Renewer
+from locking import LockingUnavailable, Renewer
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +76,15 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
     def should_stop() -> bool:
         # Checked between batches: a lost lock, or a cancel (seen by the
         # heartbeat, or flagged in Redis by the cancel service at once).
-        return (
-            renewer.lost.is_set() or heartbeat.stopped or run_cancel_requested(run.pk)
-        )
+        if renewer.lost.is_set() or heartbeat.stopped:
+            return True
+        try:
+            return run_cancel_requested(run.pk)
+        except LockingUnavailable:
+            # A Redis blip is no reason to stop: the renewer decides whether
+            # the lock is lost, and the heartbeat sees a cancel in the
+            # database within a third of the lease.
+            return False
 
     try:
         result, stage = _extract_or_resume(attempt, stage, should_stop)
