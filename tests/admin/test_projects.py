@@ -62,6 +62,39 @@ class TestImportNow:
         assert not ImportRun.objects.exists()
 
 
+class TestImportNowAction:
+    def act(self, client, projects):
+        return client.post(
+            reverse("admin:imports_project_changelist"),
+            {"action": "import_now", "_selected_action": [p.pk for p in projects]},
+            follow=True,
+        )
+
+    def test_idle_and_busy_projects(
+        self, admin_client, make_project, request_run, published
+    ):
+        """The idle ones start; the summary names the busy one with its message."""
+        busy, idle, other = make_project(), make_project(), make_project()
+        request_run(busy)
+        response = self.act(admin_client, [busy, idle, other])
+        [(level, text)] = shown_messages(response)
+        assert level == "warning"
+        assert text == (
+            "2 imports were started. 1 was not started: "
+            + PROJECT_BUSY_MESSAGE.format(project_id=busy.pk)
+        )
+        assert ImportRun.objects.filter(project__in=[idle, other]).count() == 2
+        assert published() == 3
+
+    def test_needs_the_change_permission(self, view_only_client, make_project):
+        """A viewer is offered no Import now, and a forged post starts nothing."""
+        project = make_project()
+        response = view_only_client.get(reverse("admin:imports_project_changelist"))
+        assert response.context["action_form"] is None
+        self.act(view_only_client, [project])
+        assert not ImportRun.objects.exists()
+
+
 class TestDetails:
     def test_last_runs_and_lock(self, admin_client, make_project, request_run):
         """The page lists the newest ten runs and who holds the project."""

@@ -1,6 +1,7 @@
-"""Admin forms of imports."""
+"""Forms of the imports admin: a project's settings and the force-unlock reason."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from imports.models import Project
 from imports.validation import project_settings_validate
@@ -38,3 +39,18 @@ class ProjectAdminForm(forms.ModelForm):
                 for message in messages:
                     self.add_error(field if field in self.fields else None, message)
         return cleaned
+
+
+class ForceUnlockForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_("Why the project is stuck; recorded with your name."),
+        max_length=1000,
+    )
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError(_("A reason is required."))
+        return reason

@@ -2,8 +2,8 @@
 
 import pytest
 
+from imports.admin.forms import ProjectAdminForm
 from imports.exceptions import ProjectNotImportable
-from imports.forms import ProjectAdminForm
 from imports.models import ImportRun, Project
 from imports.services.runs import import_run_request
 
