@@ -87,6 +87,7 @@ def run_counts(run: ImportRun) -> SafeString:
         ("=", _("unchanged"), run.rows_unchanged),
         ("−", _("deleted"), run.rows_deleted),
         ("✗", _("rejected"), run.rows_rejected),
+        ("⧉", _("duplicates"), run.rows_duplicates),
     ]
     return format_html_join(
         " ",
@@ -104,6 +105,7 @@ def counts_table(run: ImportRun) -> SafeString:
         (_("unchanged"), run.rows_unchanged),
         (_("deleted"), run.rows_deleted),
         (_("rejected"), run.rows_rejected),
+        (_("duplicate rows"), run.rows_duplicates),
     ]
     return format_html(
         '<table class="run-counts"><tbody>{}</tbody></table>',

@@ -62,6 +62,7 @@ def test_run_counts_and_table():
         rows_unchanged=3,
         rows_deleted=4,
         rows_rejected=5,
+        rows_duplicates=6,
     )
     line = display.run_counts(counted)
     for title, text in [
@@ -70,12 +71,14 @@ def test_run_counts_and_table():
         ("unchanged", "=3"),
         ("deleted", "−4"),
         ("rejected", "✗5"),
+        ("duplicates", "⧉6"),
     ]:
         assert f'<span class="run-count" title="{title}">{text}</span>' in line
     table = display.counts_table(counted)
     assert table.startswith('<table class="run-counts">')
     assert "<tr><th>rows read</th><td>9</td></tr>" in table
     assert "<tr><th>rejected</th><td>5</td></tr>" in table
+    assert "<tr><th>duplicate rows</th><td>6</td></tr>" in table
 
 
 def test_run_error_escapes_the_message():

@@ -95,6 +95,17 @@ class TestChangelist:
         assert "<b>PermanentSourceError</b> CSV file not found" in html
         assert failed.error_message.splitlines()[0] in html
 
+    def test_duplicates_are_counted_in_the_list_and_on_the_page(
+        self, admin_client, succeeded_run
+    ):
+        """Rows whose key repeated show beside the other counts."""
+        run = succeeded_run(rows=4)
+        ImportRun.objects.filter(pk=run.pk).update(rows_duplicates=3)
+        html = admin_client.get(reverse(CHANGELIST)).content.decode()
+        assert '<span class="run-count" title="duplicates">⧉3</span>' in html
+        html = admin_client.get(change_url(run)).content.decode()
+        assert "<tr><th>duplicate rows</th><td>3</td></tr>" in html
+
 
 class TestRunPage:
     def test_failed_run_page(self, admin_client, failed_run):
