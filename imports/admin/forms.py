@@ -18,6 +18,7 @@ class ProjectAdminForm(forms.ModelForm):
             "source",
             "key_fields",
             "mode",
+            "replace_delete_limit",
             "on_bad_row",
             "is_active",
             "max_retries",

@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -28,6 +29,9 @@ CANCELLED = ngettext_lazy(
 NOT_CANCELLED = ngettext_lazy(
     "%(count)d was not cancelled:", "%(count)d were not cancelled:", "count"
 )
+# The error class of a replace run stopped before its merge because it would
+# delete more than its project's replace_delete_limit allows.
+DELETION_LIMIT_ERROR = "DeletionLimitExceeded"
 
 
 class RunViewFilter(admin.SimpleListFilter):
@@ -87,6 +91,7 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
                     "trigger",
                     "requested_by",
                     "attempt",
+                    "deletions_confirmed",
                     "retry_links",
                 ]
             },
@@ -154,6 +159,14 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
 
     def has_cancel_permission(self, request, obj=None):
         return request.user.has_perm(f"{self.opts.app_label}.cancel_importrun")
+
+    def can_retry_allowing_deletions(self, request, run: ImportRun) -> bool:
+        """Only a run the deletion limit stopped is retried past the limit."""
+        return (
+            self.has_retry_permission(request, run)
+            and run.status == ImportRun.Status.FAILED
+            and run.error_class == DELETION_LIMIT_ERROR
+        )
 
     # Columns and fields.
 
@@ -237,6 +250,11 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
                 name=f"{info}_retry",
             ),
             path(
+                "<path:object_id>/retry-allowing-deletions/",
+                self.admin_site.admin_view(self.retry_allowing_deletions_view),
+                name=f"{info}_retry_deletions",
+            ),
+            path(
                 "<path:object_id>/cancel/",
                 self.admin_site.admin_view(self.cancel_view),
                 name=f"{info}_cancel",
@@ -261,6 +279,55 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         self.message_user(
             request,
             gettext("Run #%(old)s was retried as run #%(new)s.")
+            % {"old": run.pk, "new": new.pk},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(self._change_url(new))
+
+    def retry_allowing_deletions_view(self, request, object_id):
+        """A confirmation page, then a retry that may delete past the limit."""
+        run = self._object_or_404(request, object_id)
+        if not self.has_retry_permission(request, run):
+            raise PermissionDenied
+        if not self.can_retry_allowing_deletions(request, run):
+            self.message_user(
+                request,
+                gettext(
+                    "Run #%(id)s was not stopped by the deletion limit; retry it "
+                    "the usual way."
+                )
+                % {"id": run.pk},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(self._change_url(run))
+        if request.method != "POST":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": gettext("Retry run #%(id)s, allowing deletions")
+                % {"id": run.pk},
+                "opts": self.opts,
+                "original": run,
+                "media": self.media,
+            }
+            request.current_app = self.admin_site.name
+            return TemplateResponse(
+                request, "admin/imports/importrun/retry_deletions.html", context
+            )
+        try:
+            new = import_run_retry(
+                run=run,
+                requested_by=request.user.get_username(),
+                confirm_deletions=True,
+            )
+        except ImportRequestError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(self._change_url(run))
+        self.message_user(
+            request,
+            gettext(
+                "Run #%(old)s was retried as run #%(new)s, which may delete more "
+                "than the project's limit."
+            )
             % {"old": run.pk, "new": new.pk},
             messages.SUCCESS,
         )
@@ -295,6 +362,9 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
                     "can_retry": self.has_retry_permission(request, run)
                     and run.status
                     in (ImportRun.Status.FAILED, ImportRun.Status.CANCELLED),
+                    "can_retry_deletions": self.can_retry_allowing_deletions(
+                        request, run
+                    ),
                     "can_cancel": self.has_cancel_permission(request, run)
                     and run.is_active,
                     "refresh_ms": REFRESH_MILLISECONDS if run.is_active else None,

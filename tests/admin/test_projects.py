@@ -133,6 +133,15 @@ class TestDetails:
         url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
         assert f'<a href="{url}">every 15 minutes</a> (enabled' in html
 
+    def test_the_deletion_limit_is_edited_with_its_help(
+        self, admin_client, make_project
+    ):
+        """The project form shows the replace deletion limit and explains it."""
+        project = make_project(replace_delete_limit=20)
+        html = admin_client.get(change_url(project)).content.decode()
+        assert 'name="replace_delete_limit" value="20"' in html
+        assert "unless an operator confirms that run" in html
+
     def test_add_page_has_no_details(self, admin_client, make_connector):
         response = admin_client.get(reverse("admin:imports_project_add"))
         assert response.status_code == 200
