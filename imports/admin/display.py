@@ -6,6 +6,7 @@ behind them live in the ModelAdmins and ``imports.services.dashboard``.
 """
 
 import datetime
+import json
 
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from connectors.secrets import mask_config
 from imports.models import ImportRun
 from imports.services.dashboard import ErrorStage
 
@@ -248,3 +250,11 @@ def recent_runs_table(runs: list[ImportRun], *, project_id: int) -> str:
 def import_started(run: ImportRun) -> SafeString:
     """The message after "Import now": the new run, linked."""
     return format_html("{} {}", gettext("Import started:"), run_link(run))
+
+
+def masked_json(kind: str | None, value) -> SafeString:
+    """A connector config or project source as JSON, its secrets masked."""
+    return format_html(
+        "<pre>{}</pre>",
+        json.dumps(mask_config(kind, value), indent=2, ensure_ascii=False),
+    )

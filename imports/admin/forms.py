@@ -3,12 +3,18 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from connectors.secrets import MASK, mask_config, masked_paths, unmask_config
 from imports.models import Project
 from imports.validation import project_settings_validate
 
 
 class ProjectAdminForm(forms.ModelForm):
-    """Refuses a source, key fields or mode that would fail on a worker."""
+    """Refuses a source, key fields or mode that would fail on a worker.
+
+    A source may hold secrets of its own (a CSV URL's ``auth_token``): they
+    show as the ``••••••`` placeholder, as in the connector form, and a
+    placeholder sent back unchanged keeps the stored secret.
+    """
 
     class Meta:
         model = Project
@@ -23,6 +29,35 @@ class ProjectAdminForm(forms.ModelForm):
             "is_active",
             "max_retries",
         ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["source"] = mask_config(
+                self.instance.connector.kind, self.instance.source
+            )
+        field = self.fields.get("source")
+        if field is not None:
+            field.help_text = _(
+                "%(help)s Secrets show as %(mask)s; leave the placeholder to "
+                "keep the stored secret, or type a new value."
+            ) % {"help": field.help_text, "mask": MASK}
+
+    def clean_source(self):
+        source = self.cleaned_data.get("source")
+        stored = self.instance.source if self.instance.pk else {}
+        source = unmask_config(source, stored or {})
+        placeholders = masked_paths(source)
+        if placeholders:
+            raise forms.ValidationError(
+                _(
+                    "%(fields)s: no secret is stored for the placeholder "
+                    "%(mask)s; enter the secret itself."
+                ),
+                code="secret_placeholder",
+                params={"fields": ", ".join(placeholders), "mask": MASK},
+            )
+        return source
 
     def clean(self):
         cleaned = super().clean()

@@ -39,13 +39,19 @@ class ProjectAdmin(ImporthubMediaMixin, admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         fields = list(ProjectAdminForm.Meta.fields)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only fields are rendered from the model, past the form's
+            # masking: a viewer gets the masked copy of the source.
+            fields = ["masked_source" if f == "source" else f for f in fields]
         if obj is not None:
             fields += self.detail_fields
         return fields
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
-        return readonly + (self.detail_fields if obj is not None else [])
+        return readonly + (
+            ["masked_source", *self.detail_fields] if obj is not None else []
+        )
 
     def has_import_permission(self, request, obj=None):
         # Starting an import changes the project's data: the change right.
@@ -77,6 +83,10 @@ class ProjectAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         )
 
     # Read-only details of the change page.
+
+    @admin.display(description=_("source"))
+    def masked_source(self, obj: Project) -> str:
+        return display.masked_json(obj.connector.kind, obj.source)
 
     @admin.display(description=_("lock"))
     def lock_status(self, obj: Project) -> str:
