@@ -42,9 +42,12 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
                     module = ".".join(base + ([node.module] if node.module else []))
                 else:
                     module = node.module or ""
-                found.add(module)
-                for alias in node.names:
-                    found.add(f"{module}.{alias.name}")
+                submodules = {f"{module}.{alias.name}" for alias in node.names}
+                # ``from package import submodule`` depends on the submodule
+                # (its package is its parent, not an import of its own).
+                found.update(submodules & known)
+                if submodules - known:
+                    found.add(module)
             elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
                 continue  # read by type checkers only, never imported
             elif isinstance(node, ast.If | ast.Try | ast.With):

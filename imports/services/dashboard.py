@@ -8,7 +8,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from connectors.models import Connector
-from imports.locks import connector_slots
+from imports.locks import connector_slots, project_lock_owner
 from imports.models import ImportRun, ImportRunEvent
 from locking import LockingUnavailable
 
@@ -86,6 +86,15 @@ def connector_slots_in_use(connector: Connector) -> int | None:
         return connector_slots(connector).count()
     except LockingUnavailable:
         return None
+
+
+def project_lock_holder(*, project_id: int) -> tuple[str | None, bool]:
+    """Who holds a project's Redis lock (its token, or None when free), and
+    whether Redis could tell: ``(None, False)`` when it cannot be reached."""
+    try:
+        return project_lock_owner(project_id), True
+    except LockingUnavailable:
+        return None, False
 
 
 def connector_waiting_runs(connector: Connector):

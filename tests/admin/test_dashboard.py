@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from imports.admin.dashboard import runs_chart
 from imports.locks import connector_slots
 from imports.models import ImportRun
 from imports.services import dashboard
@@ -110,3 +111,37 @@ def test_status_counts_list_every_status(failed_run):
     )
     assert set(counts) == set(ImportRun.Status.values)
     assert counts["failed"] == 1 and counts["succeeded"] == 0
+
+
+def test_chart_geometry():
+    """Bars stack failed on succeeded, scaled to the busiest day."""
+    today = datetime.date(2026, 1, 31)
+    days = [
+        dashboard.DayCount(
+            day=today - datetime.timedelta(days=2), succeeded=3, failed=1
+        ),
+        dashboard.DayCount(
+            day=today - datetime.timedelta(days=1), succeeded=0, failed=0
+        ),
+        dashboard.DayCount(day=today, succeeded=1, failed=1),
+    ]
+    chart = runs_chart(days)
+    first, empty, last = chart["bars"]
+    assert chart["top"] == 4 and chart["height"] == 120
+    assert (first["ok_y"], first["ok_h"], first["bad_y"], first["bad_h"]) == (
+        30,
+        90,
+        0,
+        30,
+    )
+    assert (empty["ok_h"], empty["bad_h"]) == (0, 0)
+    assert (last["ok_h"], last["bad_h"]) == (30, 30)
+    assert [b["x"] for b in chart["bars"]] == [0, 22, 44]
+    assert [b["label"] for b in chart["bars"]] == [True, False, True]
+    assert (chart["total_succeeded"], chart["total_failed"]) == (4, 2)
+    assert chart["width"] == 3 * 22 + 16
+
+
+def test_chart_of_days_without_runs():
+    days = [dashboard.DayCount(day=datetime.date(2026, 1, 1), succeeded=0, failed=0)]
+    assert runs_chart(days)["top"] == 1

@@ -88,3 +88,12 @@ def test_every_russian_message_is_translated():
     ]
     assert empty == []
     assert "#, fuzzy" not in text
+
+
+def test_the_deletion_limit_is_labelled_in_russian(admin_client, russian, make_project):
+    project = make_project()
+    html = admin_client.get(
+        reverse("admin:imports_project_change", args=[project.pk])
+    ).content.decode()
+    assert "Замена: предел удалений (%)" in html
+    assert "100 разрешает любые удаления." in html

@@ -78,6 +78,7 @@ class TestViewOnly:
         active = request_run(make_project())
         posts = [
             reverse("admin:imports_importrun_retry", args=[failed.pk]),
+            reverse("admin:imports_importrun_retry_deletions", args=[failed.pk]),
             reverse("admin:imports_importrun_cancel", args=[active.pk]),
             reverse("admin:imports_project_import", args=[failed.project_id]),
             reverse("admin:imports_project_force_unlock", args=[active.project_id]),
@@ -91,14 +92,28 @@ class TestViewOnly:
         assert active.is_active
         assert not ProjectEvent.objects.exists()
 
-    def test_bulk_actions_do_nothing(self, view_only_client, failed_run):
+    def test_bulk_actions_do_nothing(
+        self, view_only_client, failed_run, make_project, request_run
+    ):
+        """Forged posts of every bulk action change nothing."""
         failed = failed_run()
-        response = view_only_client.post(
-            reverse("admin:imports_importrun_changelist"),
-            {"action": "retry_selected", "_selected_action": [failed.pk]},
-        )
-        assert response.status_code in (200, 302, 403)
+        active = request_run(make_project())
+        idle = make_project()
+        posts = [
+            ("importrun", "retry_selected", failed),
+            ("importrun", "cancel_selected", active),
+            ("project", "import_now", idle),
+        ]
+        for model, action, obj in posts:
+            response = view_only_client.post(
+                reverse(f"admin:imports_{model}_changelist"),
+                {"action": action, "_selected_action": [obj.pk]},
+            )
+            assert response.status_code in (200, 302, 403), action
         assert not ImportRun.objects.filter(retry_of=failed).exists()
+        active.refresh_from_db()
+        assert active.is_active
+        assert not ImportRun.objects.filter(project=idle).exists()
 
 
 class TestOwnPermissions:
@@ -112,6 +127,12 @@ class TestOwnPermissions:
         assert action_names(client) == {"retry_selected"}
         cancel = reverse("admin:imports_importrun_cancel", args=[active.pk])
         assert client.post(cancel).status_code == 403
+        client.post(
+            reverse("admin:imports_importrun_changelist"),
+            {"action": "cancel_selected", "_selected_action": [active.pk]},
+        )
+        active.refresh_from_db()
+        assert active.is_active
         retry = reverse("admin:imports_importrun_retry", args=[failed.pk])
         assert client.post(retry).status_code == 302
         assert ImportRun.objects.filter(retry_of=failed).exists()
@@ -126,6 +147,11 @@ class TestOwnPermissions:
         assert action_names(client) == {"cancel_selected"}
         retry = reverse("admin:imports_importrun_retry", args=[failed.pk])
         assert client.post(retry).status_code == 403
+        client.post(
+            reverse("admin:imports_importrun_changelist"),
+            {"action": "retry_selected", "_selected_action": [failed.pk]},
+        )
+        assert not ImportRun.objects.filter(retry_of=failed).exists()
         cancel = reverse("admin:imports_importrun_cancel", args=[active.pk])
         assert client.post(cancel).status_code == 302
         active.refresh_from_db()
@@ -190,6 +216,19 @@ class TestCsrf:
                 reverse("admin:imports_importrun_changelist"),
                 {"action": "cancel_selected", "_selected_action": [active.pk]},
             ),
+            (
+                reverse("admin:imports_project_changelist"),
+                {"action": "import_now", "_selected_action": [idle.pk]},
+            ),
+            (reverse("admin:imports_importrun_retry_deletions", args=[failed.pk]), {}),
+            (
+                reverse("admin:imports_project_change", args=[idle.pk]),
+                {"name": "renamed", "_save": "Save"},
+            ),
+            (
+                reverse("admin:connectors_connector_change", args=[idle.connector_id]),
+                {"name": "renamed", "_save": "Save"},
+            ),
         ]
         for url, data in posts:
             response = csrf_client.post(url, data)
@@ -198,6 +237,8 @@ class TestCsrf:
         assert ImportRun.objects.count() == 2
         active.refresh_from_db()
         assert active.is_active
+        idle.refresh_from_db()
+        assert idle.name != "renamed" and idle.connector.name != "renamed"
 
     def test_with_the_token_it_works(self, csrf_client, failed_run):
         failed = failed_run()

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
+from imports.admin.runs import DELETION_LIMIT_ERROR
 from imports.exceptions import PROJECT_BUSY_MESSAGE
 from imports.models import ImportRun, ImportRunEvent
 
@@ -94,6 +95,17 @@ class TestChangelist:
         assert '<span class="run-count" title="inserted">+4</span>' in html
         assert "<b>PermanentSourceError</b> CSV file not found" in html
         assert failed.error_message.splitlines()[0] in html
+
+    def test_duplicates_are_counted_in_the_list_and_on_the_page(
+        self, admin_client, succeeded_run
+    ):
+        """Rows whose key repeated show beside the other counts."""
+        run = succeeded_run(rows=4)
+        ImportRun.objects.filter(pk=run.pk).update(rows_duplicates=3)
+        html = admin_client.get(reverse(CHANGELIST)).content.decode()
+        assert '<span class="run-count" title="duplicates">⧉3</span>' in html
+        html = admin_client.get(change_url(run)).content.decode()
+        assert "<tr><th>duplicate rows</th><td>3</td></tr>" in html
 
 
 class TestRunPage:
@@ -288,3 +300,88 @@ class TestBulkActions:
         assert {"retry_selected", "cancel_selected"} <= set(actions)
         url = reverse("admin:imports_importrun_delete", args=[run.pk])
         assert admin_client.post(url, {"post": "yes"}).status_code == 403
+
+
+@pytest.fixture
+def deletion_limited_run(failed_run):
+    """A failed replace run the deletion limit stopped before its merge."""
+
+    def make():
+        run = failed_run()
+        ImportRun.objects.filter(pk=run.pk).update(
+            error_class=DELETION_LIMIT_ERROR,
+            error_message="The run would delete 80 of 100 records (80%); "
+            "the project allows 50%.",
+        )
+        run.refresh_from_db()
+        return run
+
+    return make
+
+
+class TestRetryAllowingDeletions:
+    def url(self, run) -> str:
+        return reverse("admin:imports_importrun_retry_deletions", args=[run.pk])
+
+    def test_offered_only_for_a_run_the_limit_stopped(
+        self, admin_client, deletion_limited_run, failed_run
+    ):
+        """The button shows beside Retry for such a run, and for no other."""
+        limited = deletion_limited_run()
+        html = admin_client.get(change_url(limited)).content.decode()
+        assert 'id="run-retry-deletions"' in html
+        assert f'href="{self.url(limited)}"' in html
+        assert 'id="run-retry"' in html
+        other = failed_run()
+        html = admin_client.get(change_url(other)).content.decode()
+        assert 'id="run-retry-deletions"' not in html
+
+    def test_the_confirmation_page_says_what_is_at_stake(
+        self, admin_client, deletion_limited_run
+    ):
+        run = deletion_limited_run()
+        page = admin_client.get(self.url(run))
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert 'id="retry-deletions-form"' in html
+        assert "would delete 80 of 100 records" in html
+        assert not ImportRun.objects.filter(retry_of=run).exists()
+
+    def test_confirming_retries_with_deletions_allowed(
+        self, admin_client, deletion_limited_run, published
+    ):
+        """The retry service is called with confirm_deletions=True.
+
+        Needs ``import_run_retry(..., confirm_deletions=...)`` (issue 11).
+        """
+        run = deletion_limited_run()
+        sent = published()
+        response = admin_client.post(self.url(run), follow=True)
+        retry = ImportRun.objects.get(retry_of=run)
+        assert retry.deletions_confirmed is True
+        assert retry.requested_by == "admin"
+        assert response.redirect_chain[-1][0] == change_url(retry)
+        assert shown_messages(response) == [
+            (
+                "success",
+                f"Run #{run.pk} was retried as run #{retry.pk}, which may delete "
+                "more than the project's limit.",
+            )
+        ]
+        assert published() == sent + 1
+
+    def test_refused_for_a_run_the_limit_did_not_stop(self, admin_client, failed_run):
+        run = failed_run()
+        response = admin_client.post(self.url(run), follow=True)
+        [(level, text)] = shown_messages(response)
+        assert level == "error"
+        assert "was not stopped by the deletion limit" in text
+        assert not ImportRun.objects.filter(retry_of=run).exists()
+
+    def test_needs_the_retry_permission(self, view_only_client, deletion_limited_run):
+        run = deletion_limited_run()
+        html = view_only_client.get(change_url(run)).content.decode()
+        assert 'id="run-retry-deletions"' not in html
+        assert view_only_client.get(self.url(run)).status_code == 403
+        assert view_only_client.post(self.url(run)).status_code == 403
+        assert not ImportRun.objects.filter(retry_of=run).exists()

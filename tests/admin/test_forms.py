@@ -2,8 +2,8 @@
 
 import pytest
 
+from imports.admin.forms import ProjectAdminForm
 from imports.exceptions import ProjectNotImportable
-from imports.forms import ProjectAdminForm
 from imports.models import ImportRun, Project
 from imports.services.guard import import_run_request
 
@@ -17,10 +17,10 @@ def form_data(connector, **overrides):
         "source": '{"path": "/data/in.csv"}',
         "key_fields": '["id"]',
         "mode": Project.Mode.UPSERT,
+        "replace_delete_limit": 50,
         "on_bad_row": Project.OnBadRow.FAIL,
         "is_active": True,
         "max_retries": 3,
-        "replace_delete_limit": 50,
     }
     data.update(overrides)
     return data
@@ -66,3 +66,16 @@ def test_the_guard_refuses_settings_saved_past_the_form(make_project):
         import_run_request(project=project, requested_by="t", trigger="command")
     assert "path" in str(excinfo.value)
     assert not ImportRun.objects.exists()
+
+
+@pytest.mark.parametrize(("limit", "valid"), [(0, True), (100, True), (101, False)])
+def test_the_deletion_limit_is_a_share(make_connector, limit, valid):
+    """The replace deletion limit is a percentage, 0 to 100."""
+    form = ProjectAdminForm(
+        data=form_data(
+            make_connector(), mode=Project.Mode.REPLACE, replace_delete_limit=limit
+        )
+    )
+    assert form.is_valid() is valid, form.errors
+    if not valid:
+        assert "replace_delete_limit" in form.errors

@@ -62,6 +62,39 @@ class TestImportNow:
         assert not ImportRun.objects.exists()
 
 
+class TestImportNowAction:
+    def act(self, client, projects):
+        return client.post(
+            reverse("admin:imports_project_changelist"),
+            {"action": "import_now", "_selected_action": [p.pk for p in projects]},
+            follow=True,
+        )
+
+    def test_idle_and_busy_projects(
+        self, admin_client, make_project, request_run, published
+    ):
+        """The idle ones start; the summary names the busy one with its message."""
+        busy, idle, other = make_project(), make_project(), make_project()
+        request_run(busy)
+        response = self.act(admin_client, [busy, idle, other])
+        [(level, text)] = shown_messages(response)
+        assert level == "warning"
+        assert text == (
+            "2 imports were started. 1 was not started: "
+            + PROJECT_BUSY_MESSAGE.format(project_id=busy.pk)
+        )
+        assert ImportRun.objects.filter(project__in=[idle, other]).count() == 2
+        assert published() == 3
+
+    def test_needs_the_change_permission(self, view_only_client, make_project):
+        """A viewer is offered no Import now, and a forged post starts nothing."""
+        project = make_project()
+        response = view_only_client.get(reverse("admin:imports_project_changelist"))
+        assert response.context["action_form"] is None
+        self.act(view_only_client, [project])
+        assert not ImportRun.objects.exists()
+
+
 class TestDetails:
     def test_last_runs_and_lock(self, admin_client, make_project, request_run):
         """The page lists the newest ten runs and who holds the project."""
@@ -99,6 +132,15 @@ class TestDetails:
         html = admin_client.get(change_url(project)).content.decode()
         url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
         assert f'<a href="{url}">every 15 minutes</a> (enabled' in html
+
+    def test_the_deletion_limit_is_edited_with_its_help(
+        self, admin_client, make_project
+    ):
+        """The project form shows the replace deletion limit and explains it."""
+        project = make_project(replace_delete_limit=20)
+        html = admin_client.get(change_url(project)).content.decode()
+        assert 'name="replace_delete_limit" value="20"' in html
+        assert "unless an operator confirms that run" in html
 
     def test_add_page_has_no_details(self, admin_client, make_connector):
         response = admin_client.get(reverse("admin:imports_project_add"))

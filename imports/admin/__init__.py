@@ -1,0 +1,19 @@
+"""Admin for projects, import runs and their events: where operators live.
+
+Every button and action calls one service of ``imports.services`` and reports
+its outcome as a message; nothing here changes a run's state itself. The
+modules: ``projects`` and ``runs`` (the ModelAdmins), ``dashboard`` (the
+dashboard page and its chart), ``actions`` (the shape of bulk actions),
+``forms`` and ``display`` (HTML fragments).
+"""
+
+from django.contrib import admin
+
+from imports.admin.projects import ProjectAdmin
+from imports.admin.runs import ImportRunAdmin
+from imports.models import ImportRun, Project
+
+admin.site.register(Project, ProjectAdmin)
+admin.site.register(ImportRun, ImportRunAdmin)
+
+__all__ = ["ImportRunAdmin", "ProjectAdmin"]
