@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.utils.translation import gettext_lazy as _
+
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, TransientSourceError
 from .options import OptionErrors, merge_options
@@ -37,6 +39,7 @@ class CsvConnector(BaseConnector):
     """
 
     kind = "csv"
+    verbose_name = _("CSV file or URL")
     secret_fields = ("auth_token",)
 
     def __init__(self, *, config: Mapping[str, Any], source: Mapping[str, Any]):
@@ -84,10 +87,6 @@ class CsvConnector(BaseConnector):
         errors.string("auth_header")
         errors.string("auth_token")
         errors.raise_if_any()
-
-    def describe(self) -> str:
-        location = self.options.get("url") or self.options.get("path")
-        return self.redact(f"csv {location}")
 
     def open(self) -> None:
         if self._file is not None:

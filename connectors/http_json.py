@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from django.utils.translation import gettext_lazy as _
+
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, TransientSourceError
 from .options import OptionErrors, merge_options
@@ -109,6 +111,7 @@ class HttpJsonConnector(BaseConnector):
     """
 
     kind = "http_json"
+    verbose_name = _("HTTP JSON API")
     secret_fields = ("auth_token",)
 
     def __init__(self, *, config: Mapping[str, Any], source: Mapping[str, Any]):
@@ -165,9 +168,6 @@ class HttpJsonConnector(BaseConnector):
         if path:
             url = urljoin(url.rstrip("/") + "/", path.lstrip("/"))
         return url
-
-    def describe(self) -> str:
-        return self.redact(f"http_json GET {self.start_url()}")
 
     def open(self) -> None:
         self.validate(config=self.config, source=self.source)

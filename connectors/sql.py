@@ -7,13 +7,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from django.utils.translation import gettext_lazy as _
 from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, SourceError, TransientSourceError
 from .options import OptionErrors, merge_options
-from .secrets import mask_url
 
 DEFAULTS = {
     "connect_timeout": 10,
@@ -159,6 +159,7 @@ class SqlConnector(BaseConnector):
     """
 
     kind = "sql"
+    verbose_name = _("SQL database")
     secret_fields = ("password",)
     supports_stage_lines = True
 
@@ -202,9 +203,6 @@ class SqlConnector(BaseConnector):
         if params is not None and not isinstance(params, list | dict):
             errors.add("params", "Must be a list or a JSON object.")
         errors.raise_if_any()
-
-    def describe(self) -> str:
-        return self.redact(f"sql {mask_url(str(self.options.get('url')))}")
 
     def open(self) -> None:
         if self._connection is not None:

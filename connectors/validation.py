@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from .base import BaseConnector
 from .exceptions import ConnectorConfigError
 from .registry import get_connector_class
 from .secrets import redact
@@ -26,6 +27,21 @@ def config_error_messages(
     return messages
 
 
+def connector_kind_validate(kind: str) -> type[BaseConnector]:
+    """The connector class of a kind the registry knows.
+
+    Raises:
+        ValidationError: ``{"kind": [...]}`` for an unknown kind or a class
+            that cannot be imported.
+    """
+    try:
+        return get_connector_class(kind)
+    except ConnectorConfigError as exc:
+        # Shown on the kind field itself: no "kind: " prefix.
+        messages = [m for field_messages in exc.errors.values() for m in field_messages]
+        raise ValidationError({"kind": messages})
+
+
 def connector_config_validate(*, kind: str, config: Any) -> None:
     """Check a connector's shared config for its kind.
 
@@ -33,10 +49,7 @@ def connector_config_validate(*, kind: str, config: Any) -> None:
         ValidationError: ``{"kind": [...]}`` for an unknown kind, or
             ``{"config": [...]}`` naming each invalid key.
     """
-    try:
-        connector_class = get_connector_class(kind)
-    except ConnectorConfigError as exc:
-        raise ValidationError({"kind": config_error_messages(exc)})
+    connector_class = connector_kind_validate(kind)
     try:
         connector_class.validate(config=config)
     except ConnectorConfigError as exc:

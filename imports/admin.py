@@ -22,6 +22,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from imports import connector_admin  # noqa: F401 - the connector page
 from imports.exceptions import ImportRequestError
 from imports.forms import ProjectAdminForm
 from imports.models import ImportRun, Project

@@ -85,7 +85,7 @@ def make_connector(db):
 
     def make(**fields) -> Connector:
         fields.setdefault("name", f"connector-{uuid.uuid4().hex[:8]}")
-        fields.setdefault("kind", Connector.Kind.CSV)
+        fields.setdefault("kind", "csv")
         return Connector.objects.create(**fields)
 
     return make

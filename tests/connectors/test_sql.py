@@ -192,15 +192,6 @@ class TestSqlErrors:
             read(url, "SELECT 1", password=PASSWORD)
         assert PASSWORD not in str(caught.value)
 
-    def test_describe_masks_the_password(self, sql_source_url):
-        """``describe()`` and ``masked_config()`` never show the password."""
-        connector = SqlConnector(
-            config={"url": with_password(sql_source_url)}, source={"query": "SELECT 1"}
-        )
-        assert PASSWORD not in connector.describe()
-        assert PASSWORD not in repr(connector.masked_config())
-        assert "••••••" in connector.describe()
-
     def test_the_server_going_away_is_transient(self, sql_source_url, sql_execute):
         """An administrator terminating the session mid-read is transient."""
         connector = SqlConnector(
