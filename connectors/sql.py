@@ -35,6 +35,19 @@ PERMANENT_CONNECT_ERRORS = re.compile(
     re.IGNORECASE,
 )
 
+# What the server says when a query is not one read statement, and what it
+# means for an operator.
+REFUSED_QUERY_MESSAGES = (
+    (
+        "cannot insert multiple commands into a prepared statement",
+        "Give a single statement: the query holds more than one",
+    ),
+    (
+        "must not contain data-modifying statements in WITH",
+        "A read query may not write: its WITH holds INSERT, UPDATE, DELETE or MERGE",
+    ),
+)
+
 READ_STATEMENTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
 _WRITE_WORDS = re.compile(
     r"\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|INTO)\b", re.IGNORECASE
@@ -102,8 +115,12 @@ def _code_only(sql: str) -> str:
 def check_query(query: Any) -> str | None:
     """Why ``query`` cannot be imported, or None for a single read statement.
 
-    This catches obvious mistakes early, with a clear message; the READ
-    ONLY transaction the query runs in is what really prevents writes.
+    This catches obvious mistakes early, when the connector or project is
+    saved, with a clear message. It only reads the query; it never rewrites
+    it. The database is what really enforces "one read statement": the
+    query is declared as a cursor over the extended protocol (one statement,
+    a SELECT, VALUES, TABLE or WITH without data-modifying parts) in a READ
+    ONLY transaction.
     """
     if not isinstance(query, str) or not query.strip():
         return "Required: a SELECT (or WITH ... SELECT) query."
@@ -133,11 +150,18 @@ def check_query(query: Any) -> str | None:
 
 
 def strip_query(query: str) -> str:
-    """The query without trailing semicolons, which DECLARE refuses."""
-    code = _code_only(query).rstrip()
-    while code.endswith(";"):
-        code = code[:-1].rstrip()
-    return query[: len(code)]
+    """The query as written, without trailing spaces and semicolons.
+
+    Nothing else is touched: the query reaches the server exactly as the
+    operator wrote it. A ``;`` can be dropped safely only when it is the
+    last non-space character (inside a literal or a quoted name it would
+    not be last; at the end of a ``--`` comment it means nothing).
+    DECLARE and a subquery refuse a trailing semicolon.
+    """
+    text = query.rstrip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
 
 
 class SqlConnector(BaseConnector):
@@ -243,17 +267,35 @@ class SqlConnector(BaseConnector):
         if cursor is not None:
             cursor.close()
 
+    def _declare(self, query: str, params: Any) -> psycopg.ServerCursor:
+        """A server-side cursor over the query, exactly as written.
+
+        ``DECLARE`` is sent over the extended protocol, whose Parse message
+        holds one statement only ("cannot insert multiple commands into a
+        prepared statement"), and PostgreSQL accepts only a SELECT, VALUES,
+        TABLE or a WITH query without INSERT/UPDATE/DELETE/MERGE parts
+        there. So the server itself refuses anything but one read query,
+        whatever the text check missed.
+
+        Raises:
+            psycopg.Error: the server refused the query.
+        """
+        cursor = self._connection.cursor(name=f"importhub_{uuid.uuid4().hex[:12]}")
+        try:
+            cursor.execute(query, params)
+        except psycopg.Error:
+            cursor.close()
+            raise
+        return cursor
+
     def iter_records(self) -> Iterator[Row | BadRow]:
         if self._connection is None:
             self.open()
         query = strip_query(self.options["query"])
         params = self.options.get("params")
         try:
-            self._cursor = cursor = self._connection.cursor(
-                name=f"importhub_{uuid.uuid4().hex[:12]}"
-            )
+            self._cursor = cursor = self._declare(query, params)
             cursor.itersize = self.options["itersize"]
-            cursor.execute(query, params)
             names = [column.name for column in cursor.description or ()]
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
@@ -292,12 +334,18 @@ class SqlConnector(BaseConnector):
             key = sql.SQL(" || E'\\x1f' || ").join(parts)
         else:
             key = sql.SQL("md5(j.t)")
+        # The newline ends a trailing "--" comment of the query.
         statement = sql.SQL(
             "COPY (SELECT row_number() OVER (), {key}, j.t, md5(j.t) "
-            "FROM ({query}) q, LATERAL (SELECT to_jsonb(q)::text AS t) j) TO STDOUT"
+            "FROM ({query}\n) q, LATERAL (SELECT to_jsonb(q)::text AS t) j) "
+            "TO STDOUT"
         ).format(key=key, query=sql.SQL(query))
         timeout = self.options.get("export_timeout_ms", 6 * 3600 * 1000)
         try:
+            # COPY may go over the simple protocol, where a query that
+            # closed the parenthesis could append statements: declare it
+            # alone first, so the server checks it is one read query.
+            self._declare(query, params).close()
             self._connection.execute(
                 "SELECT set_config('statement_timeout', %s, true)", [str(timeout)]
             )
@@ -320,6 +368,10 @@ class SqlConnector(BaseConnector):
         diag = getattr(exc, "diag", None)
         message = (diag.message_primary if diag else None) or str(exc)
         message = " ".join(message.split())[:500]
+        for pattern, explanation in REFUSED_QUERY_MESSAGES:
+            if pattern in message:
+                message = f"{explanation} ({message})"
+                break
         text = self.redact(f"{context}: {message}")
         if sqlstate:
             text = f"{text} (SQLSTATE {sqlstate})"

@@ -1,6 +1,7 @@
 """The SQL connector against a real PostgreSQL source database."""
 
 import datetime
+import json
 import uuid
 from decimal import Decimal
 
@@ -26,6 +27,15 @@ def table_name() -> str:
 def read(url, query, **options) -> list:
     with SqlConnector(config={"url": url, **options}, source={"query": query}) as c:
         return list(c.iter_records())
+
+
+def read_lines(url, query, key_fields=(), **options) -> list[dict]:
+    """The records of the COPY fast path, decoded from the staging lines."""
+    with SqlConnector(config={"url": url, **options}, source={"query": query}) as c:
+        batches = list(c.iter_stage_lines(key_fields=list(key_fields), batch_size=50))
+    return [
+        json.loads(line.decode().split("\t")[2]) for batch in batches for line in batch
+    ]
 
 
 def with_password(url: str, password: str = PASSWORD) -> str:
@@ -115,13 +125,155 @@ class TestSqlRows:
     def test_a_trailing_semicolon_and_comments_are_fine(self, sql_source_url):
         """A query ending in ``;`` or holding comments still runs."""
         query = "-- numbers; two\nSELECT 1 AS one /* ; */ ;  "
-        assert strip_query(query) == "-- numbers; two\nSELECT 1 AS one"
+        assert strip_query(query) == "-- numbers; two\nSELECT 1 AS one /* ; */"
         assert read(sql_source_url, query) == [{"one": 1}]
 
     def test_duplicate_column_names_are_permanent(self, sql_source_url):
         """Two columns of one name cannot make a dict; the error says so."""
         with pytest.raises(PermanentSourceError, match="more than once: a"):
             read(sql_source_url, "SELECT 1 AS a, 2 AS a")
+
+
+class TestQueriesAsWritten:
+    """The query reaches the server exactly as written, on both paths."""
+
+    @pytest.fixture
+    def accounts(self, sql_execute):
+        table = table_name()
+        sql_execute(
+            f'CREATE TABLE "{table}" (aid int PRIMARY KEY, bid int, filler text)'
+        )
+        sql_execute(
+            f'INSERT INTO "{table}" SELECT g, g % 3, '
+            "CASE WHEN g = 2 THEN 'x' ELSE 'it''s -- /* ; */' END "
+            "FROM generate_series(1, 5) g"
+        )
+        return table
+
+    QUERIES = [
+        # The last token of each was cut off before (a literal, a name).
+        (
+            "SELECT aid FROM {t} WHERE aid <= 1000 AND filler <> 'x'",
+            [{"aid": 1}, {"aid": 3}, {"aid": 4}, {"aid": 5}],
+        ),
+        ('SELECT aid, bid FROM "{t}" WHERE aid = 1', [{"aid": 1, "bid": 1}]),
+        (
+            "SELECT aid, filler FROM {t} WHERE filler = 'it''s -- /* ; */' AND aid < 2",
+            [{"aid": 1, "filler": "it's -- /* ; */"}],
+        ),
+        ("SELECT aid FROM {t} WHERE aid = 2 -- only two; really", [{"aid": 2}]),
+        (
+            "/* a comment; with a semicolon */ SELECT aid /* ; */ FROM {t} "
+            "WHERE aid = 3 /* last */",
+            [{"aid": 3}],
+        ),
+        (
+            "SELECT $$dollar ' quoted; $$ AS d, $tag$x$tag$ AS e",
+            [{"d": "dollar ' quoted; ", "e": "x"}],
+        ),
+        ("SELECT '42'::int AS n, 2.5::numeric::text AS s", [{"n": 42, "s": "2.5"}]),
+        (
+            "WITH low AS (SELECT aid FROM {t} WHERE aid < 3) "
+            "SELECT count(*)::int AS n FROM low",
+            [{"n": 2}],
+        ),
+        ("SELECT aid FROM {t} WHERE aid = 4;", [{"aid": 4}]),
+        ("SELECT aid FROM {t} WHERE aid = 5 ; ; \n ", [{"aid": 5}]),
+        ("SELECT 'a;' AS s;", [{"s": "a;"}]),
+        ("VALUES (1)", [{"column1": 1}]),
+    ]
+
+    @pytest.mark.parametrize(("query", "expected"), QUERIES)
+    def test_records(self, sql_source_url, accounts, query, expected):
+        """The record path returns what the query, as written, selects."""
+        query = query.replace("{t}", accounts)
+        assert read(sql_source_url, query) == expected
+
+    @pytest.mark.parametrize(("query", "expected"), QUERIES)
+    def test_stage_lines(self, sql_source_url, accounts, query, expected):
+        """The COPY path embeds the query unchanged and gets the same rows."""
+        query = query.replace("{t}", accounts)
+        rows = read_lines(sql_source_url, query)
+        assert rows == json.loads(json.dumps(expected, default=str))
+
+    def test_strip_query_touches_only_the_end(self):
+        """Only trailing spaces and semicolons go."""
+        assert strip_query("SELECT 'x' ;\n") == "SELECT 'x'"
+        assert strip_query('SELECT aid, bid FROM "accounts"') == (
+            'SELECT aid, bid FROM "accounts"'
+        )
+        assert strip_query("SELECT 1 -- end;") == "SELECT 1 -- end"
+
+
+REFUSED = [
+    ("DELETE FROM {t}", "not DELETE"),
+    ("insert into {t} values (9)", "not INSERT"),
+    ("UPDATE {t} SET n = 2 RETURNING n", "not UPDATE"),
+    ("SELECT 1; DROP TABLE {t}", "single statement"),
+    ("SELECT 1; SELECT 2", "single statement"),
+    ("WITH d AS (DELETE FROM {t} RETURNING *) SELECT * FROM d", "DELETE"),
+    ("WITH d AS (INSERT INTO {t} VALUES (5) RETURNING *) SELECT * FROM d", "INSERT"),
+    ("SELECT * INTO {t}_copy FROM {t}", "INTO"),
+]
+
+# What the server says when the text check is out of the way.
+REFUSED_BY_THE_SERVER = [
+    ("DELETE FROM {t}", 'syntax error at or near "DELETE"'),
+    ("insert into {t} values (9)", 'syntax error at or near "insert"'),
+    ("UPDATE {t} SET n = 2 RETURNING n", 'syntax error at or near "UPDATE"'),
+    ("SELECT 1; DROP TABLE {t}", "Give a single statement"),
+    ("SELECT 1; SELECT 2", "Give a single statement"),
+    (
+        "WITH d AS (DELETE FROM {t} RETURNING *) SELECT * FROM d",
+        "A read query may not write",
+    ),
+    (
+        "WITH d AS (INSERT INTO {t} VALUES (5) RETURNING *) SELECT * FROM d",
+        "A read query may not write",
+    ),
+    ("SELECT * INTO {t}_copy FROM {t}", "INTO is not allowed"),
+    ("SELECT n FROM {t} FOR UPDATE", "read-only transaction"),
+    (
+        "SELECT 1 AS a) q, LATERAL (SELECT 1) j) TO STDOUT; DELETE FROM {t}; "
+        "COPY (SELECT (1",
+        "syntax error",
+    ),
+]
+
+
+class TestWritesAreRefused:
+    @pytest.fixture
+    def table(self, sql_execute):
+        table = table_name()
+        sql_execute(f"CREATE TABLE {table} (n int)")
+        sql_execute(f"INSERT INTO {table} VALUES (1)")
+        return table
+
+    @pytest.mark.parametrize(("query", "reason"), REFUSED)
+    def test_refused_when_saved(self, sql_source_url, table, query, reason):
+        """Validation names the problem before anything runs."""
+        with pytest.raises(ConnectorConfigError, match=reason) as caught:
+            SqlConnector.validate(
+                config={"url": sql_source_url},
+                source={"query": query.replace("{t}", table)},
+            )
+        assert list(caught.value.errors) == ["query"]
+
+    @pytest.mark.parametrize("path", ["records", "stage_lines"])
+    @pytest.mark.parametrize(("query", "reason"), REFUSED_BY_THE_SERVER)
+    def test_refused_by_the_server_and_nothing_written(
+        self, sql_source_url, sql_execute, table, monkeypatch, path, query, reason
+    ):
+        """Past the text check, PostgreSQL itself refuses; nothing changes."""
+        monkeypatch.setattr("connectors.sql.check_query", lambda query: None)
+        query = query.replace("{t}", table)
+        with pytest.raises(PermanentSourceError, match=reason):
+            if path == "records":
+                read(sql_source_url, query)
+            else:
+                read_lines(sql_source_url, query)
+        assert sql_execute(f"SELECT n FROM {table}") == [(1,)]
+        assert sql_execute("SELECT to_regclass(%s)", [f"{table}_copy"]) == [(None,)]
 
 
 class TestSqlErrors:
