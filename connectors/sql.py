@@ -21,6 +21,12 @@ DEFAULTS = {
     "itersize": 2000,
 }
 
+DEFAULT_EXPORT_TIMEOUT_MS = 6 * 3600 * 1000
+
+# A statement cancelled: by statement_timeout (permanent: it would time out
+# again) or by an operator or shutdown (transient, with the rest of class 57).
+QUERY_CANCELED = "57014"
+
 # SQLSTATE classes worth retrying: connection exceptions, insufficient
 # resources, operator intervention (57014 is a statement timeout, 57P01 an
 # admin shutdown), system errors, and transaction rollbacks (serialization
@@ -169,8 +175,12 @@ class SqlConnector(BaseConnector):
 
     Config: ``url`` (``postgresql://user:password@host:port/db``; the
     password may instead be given in the secret field ``password``),
-    ``connect_timeout`` (10 s), ``statement_timeout_ms`` (300000) and
-    ``itersize`` (rows fetched per round trip, 2000). Source: ``query``, a
+    ``connect_timeout`` (10 s), ``statement_timeout_ms`` (300000: the
+    server cancels any statement running longer, each fetch of the cursor
+    and, when set explicitly, the COPY export), ``export_timeout_ms`` (the
+    COPY export's own limit; six hours unless either is set) and
+    ``itersize`` (rows fetched per round trip, 2000). A query cancelled by
+    its timeout fails permanently, naming the limit. Source: ``query``, a
     single SELECT or WITH statement, with optional ``params`` (a list for
     ``%s`` placeholders or an object for ``%(name)s``; with params, a literal
     ``%`` is written ``%%``).
@@ -192,6 +202,10 @@ class SqlConnector(BaseConnector):
         self.options = {**DEFAULTS, **self.config, **self.source}
         self._connection: psycopg.Connection | None = None
         self._cursor = None
+        self._timeout: tuple[str, int] = (
+            "statement_timeout_ms",
+            self.options["statement_timeout_ms"],
+        )
 
     @classmethod
     def validate(
@@ -218,6 +232,7 @@ class SqlConnector(BaseConnector):
         errors.string("password")
         errors.positive_number("connect_timeout")
         errors.positive_int("statement_timeout_ms")
+        errors.positive_int("export_timeout_ms")
         errors.positive_int("itersize")
         if source is not None or "query" in options:
             problem = check_query(options.get("query"))
@@ -247,10 +262,7 @@ class SqlConnector(BaseConnector):
         try:
             connection.read_only = True
             connection.adapters.register_loader("bytea", TextLoader)
-            connection.execute(
-                "SELECT set_config('statement_timeout', %s, true)",
-                [str(self.options["statement_timeout_ms"])],
-            )
+            self._set_timeout(connection, "statement_timeout_ms")
         except psycopg.Error as exc:
             connection.close()
             raise self._translate(exc, "Preparing the SQL source failed") from None
@@ -316,8 +328,11 @@ class SqlConnector(BaseConnector):
         The source database turns each row into jsonb, its key and checksum
         while streaming, on its own core; the worker only relays the bytes.
         Numbers stay JSON numbers, dates and times become ISO strings.
-        The export is one statement, so ``export_timeout_ms`` (default: six
-        hours) bounds it instead of ``statement_timeout_ms``.
+        The export is one statement that lasts as long as the whole read,
+        so its limit is ``export_timeout_ms`` when given, else
+        ``statement_timeout_ms`` when the config or source sets it, else six
+        hours (``statement_timeout_ms``'s default of five minutes is meant
+        for one fetch, not for a whole export).
         """
         if self._connection is None:
             self.open()
@@ -340,15 +355,12 @@ class SqlConnector(BaseConnector):
             "FROM ({query}\n) q, LATERAL (SELECT to_jsonb(q)::text AS t) j) "
             "TO STDOUT"
         ).format(key=key, query=sql.SQL(query))
-        timeout = self.options.get("export_timeout_ms", 6 * 3600 * 1000)
         try:
             # COPY may go over the simple protocol, where a query that
             # closed the parenthesis could append statements: declare it
             # alone first, so the server checks it is one read query.
             self._declare(query, params).close()
-            self._connection.execute(
-                "SELECT set_config('statement_timeout', %s, true)", [str(timeout)]
-            )
+            self._set_timeout(self._connection, self._export_timeout_name())
             cursor = self._connection.cursor()
             with cursor.copy(statement, params) as copy:
                 batch: list[bytes] = []
@@ -362,12 +374,43 @@ class SqlConnector(BaseConnector):
         except psycopg.Error as exc:
             raise self._translate(exc, "The SQL query failed") from None
 
+    def _export_timeout_name(self) -> str:
+        given = {**self.config, **self.source}
+        if "export_timeout_ms" in given:
+            return "export_timeout_ms"
+        if "statement_timeout_ms" in given:
+            return "statement_timeout_ms"
+        return "default export timeout"
+
+    def _set_timeout(self, connection: psycopg.Connection, name: str) -> None:
+        """Set the session's ``statement_timeout`` from the option ``name``.
+
+        A session setting (``is_local`` false, like ``SET``), so it holds
+        for every statement that follows on the connection: the DECLARE,
+        each FETCH of the server-side cursor, and the COPY. Remembered to
+        name the limit when the server cancels a statement.
+        """
+        milliseconds = self.options.get(name, DEFAULT_EXPORT_TIMEOUT_MS)
+        connection.execute(
+            "SELECT set_config('statement_timeout', %s, false)", [str(milliseconds)]
+        )
+        self._timeout = (name, milliseconds)
+
     def _translate(self, exc: psycopg.Error, context: str) -> SourceError:
         """A classified, redacted error from a driver exception."""
         sqlstate = getattr(exc, "sqlstate", None)
         diag = getattr(exc, "diag", None)
         message = (diag.message_primary if diag else None) or str(exc)
         message = " ".join(message.split())[:500]
+        if sqlstate == QUERY_CANCELED and "statement timeout" in message:
+            # A query that ran out of time will run out of time again:
+            # retrying only loads the source once more.
+            name, milliseconds = self._timeout
+            return PermanentSourceError(
+                f"{context}: the query ran longer than {name} ({milliseconds} ms) "
+                f"and the server cancelled it (SQLSTATE {sqlstate}). Make the "
+                f"query faster or raise {name}."
+            )
         for pattern, explanation in REFUSED_QUERY_MESSAGES:
             if pattern in message:
                 message = f"{explanation} ({message})"

@@ -2,6 +2,8 @@
 
 import datetime
 import json
+import threading
+import time
 import uuid
 from decimal import Decimal
 
@@ -320,10 +322,62 @@ class TestSqlErrors:
             read(sql_source_url, f"SELECT {table}_bump() AS n")
         assert sql_execute(f"SELECT count(*) FROM {table}") == [(0,)]
 
-    def test_a_statement_timeout_is_transient(self, sql_source_url):
-        """A query running past ``statement_timeout_ms`` is cancelled."""
-        with pytest.raises(TransientSourceError, match="statement timeout"):
-            read(sql_source_url, "SELECT pg_sleep(2)", statement_timeout_ms=200)
+    @pytest.mark.parametrize("path", ["records", "stage_lines"])
+    def test_a_statement_timeout_is_permanent_and_named(self, sql_source_url, path):
+        """A query past ``statement_timeout_ms`` fails at once, not retried."""
+        query = "SELECT 1 AS aid, pg_sleep(6)"
+        started = time.monotonic()
+        with pytest.raises(PermanentSourceError) as caught:
+            if path == "records":
+                read(sql_source_url, query, statement_timeout_ms=2000)
+            else:
+                read_lines(sql_source_url, query, statement_timeout_ms=2000)
+        assert time.monotonic() - started < 5
+        assert not isinstance(caught.value, TransientSourceError)
+        assert "statement_timeout_ms (2000 ms)" in str(caught.value)
+        assert "57014" in str(caught.value)
+
+    def test_the_export_has_its_own_limit(self, sql_source_url):
+        """``export_timeout_ms`` bounds the COPY, and is the one named."""
+        with pytest.raises(PermanentSourceError, match=r"export_timeout_ms \(300 ms"):
+            read_lines(
+                sql_source_url,
+                "SELECT 1 AS aid, pg_sleep(2)",
+                statement_timeout_ms=60_000,
+                export_timeout_ms=300,
+            )
+
+    def test_the_timeout_is_set_on_the_session(self, sql_source_url):
+        """Every statement on the connection runs under the limit."""
+        connector = SqlConnector(
+            config={"url": sql_source_url, "statement_timeout_ms": 1234},
+            source={"query": "SELECT 1 AS one"},
+        )
+        with connector:
+            assert list(connector.iter_records()) == [{"one": 1}]
+            setting = connector._connection.execute("SHOW statement_timeout")
+            assert setting.fetchone() == ("1234ms",)
+
+    def test_a_cancelled_query_is_transient(self, sql_source_url, sql_execute):
+        """An operator cancelling the query (not the timeout) may be retried."""
+        connector = SqlConnector(
+            config={"url": sql_source_url},
+            source={"query": "SELECT 1 AS n, pg_sleep(5)"},
+        )
+        with connector:
+            pid = connector._connection.info.backend_pid
+
+            def cancel():
+                time.sleep(0.5)
+                sql_execute("SELECT pg_cancel_backend(%s)", [pid])
+
+            thread = threading.Thread(target=cancel)
+            thread.start()
+            try:
+                with pytest.raises(TransientSourceError, match="57014"):
+                    list(connector.iter_records())
+            finally:
+                thread.join()
 
     def test_a_refused_connection_is_transient_and_hides_the_password(
         self, sql_source_url
