@@ -119,7 +119,9 @@ def test_bad_row_fails_the_run_and_names_the_row(make_project, write_csv):
     run = run_import(project)
     assert run.status == ImportRun.Status.FAILED
     assert run.error_class == "BadRowError"
-    assert run.error_message == "Row 3: expected 3 fields, found 2."
+    assert run.error_message == (
+        "Row 2: expected 3 fields, found 2 (line 3 of the file)."
+    )
     assert Record.objects.filter(project=project).count() == 0
 
 
@@ -132,7 +134,7 @@ def test_bad_rows_skipped_are_counted_and_sampled(make_project, write_csv):
     assert counts(run) == (4, 2, 0, 0, 0, 2)
     samples = run.events.get(kind=ImportRunEvent.Kind.REJECTED_ROWS).data["samples"]
     assert samples == [
-        {"row": 3, "reason": "expected 3 fields, found 2"},
+        {"row": 2, "reason": "expected 3 fields, found 2 (line 3 of the file)"},
         {"row": 3, "reason": "missing key field(s) id"},
     ]
 
