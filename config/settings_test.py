@@ -1,6 +1,7 @@
 """Settings for the test suite: real PostgreSQL and Redis, never mocks."""
 
 import os
+import tempfile
 import uuid
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/importhub")
@@ -26,3 +27,6 @@ os.environ.setdefault("LANGUAGE_CODE", "en")
 from config.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests write their CSV files into pytest's tmp_path, under the temp folder.
+IMPORTHUB_CSV_ROOTS = [*IMPORTHUB_CSV_ROOTS, tempfile.gettempdir()]  # noqa: F405

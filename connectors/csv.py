@@ -4,13 +4,16 @@ import codecs
 import csv
 import gzip
 import io
+import os
 import re
+import stat
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from .base import BadRow, BaseConnector, Row
@@ -46,6 +49,79 @@ def text_encoding(encoding: str, head: bytes) -> str:
         if head.startswith(mark):
             return codec
     return encoding
+
+
+def csv_roots() -> list[Path]:
+    """The folders CSV files may be read from (``IMPORTHUB_CSV_ROOTS``)."""
+    return [Path(root).resolve() for root in settings.IMPORTHUB_CSV_ROOTS]
+
+
+def _outside(path: Path, roots: list[Path]) -> PermanentSourceError:
+    # The same words whether or not the file exists: an operator must not
+    # learn what lies outside the roots from this message.
+    allowed = ", ".join(str(root) for root in roots) or "none configured"
+    return PermanentSourceError(
+        f"The CSV path {path} is not inside the folders CSV files may be "
+        f"read from ({allowed}; see IMPORTHUB_CSV_ROOTS)."
+    )
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
+def csv_path_resolve(path: str, *, roots: list[Path]) -> Path:
+    """The real path of a CSV file under one of ``roots``.
+
+    Symlinks and ``..`` are resolved before the check, so neither leads out
+    of the roots. A relative path is looked up under each root in turn.
+
+    Raises:
+        PermanentSourceError: the path is outside the roots (whether or not
+            it exists), or it is inside and does not exist.
+    """
+    given = Path(path)
+    candidates = [given] if given.is_absolute() else [root / given for root in roots]
+    missing = None
+    for candidate in candidates:
+        # Non-strict first: it resolves every symlink that exists and never
+        # fails, so the outside check says nothing about existence.
+        if not _inside(candidate.resolve(), roots):
+            continue
+        try:
+            real = candidate.resolve(strict=True)
+        except FileNotFoundError:
+            missing = missing or candidate
+            continue
+        except OSError as exc:
+            raise PermanentSourceError(
+                f"CSV file cannot be opened: {candidate}: {exc.strerror or exc}"
+            )
+        if _inside(real, roots):
+            return real
+    if missing is not None:
+        raise PermanentSourceError(f"CSV file not found: {missing}")
+    raise _outside(given, roots)
+
+
+def csv_file_check(fd: int, *, path: Path, roots: list[Path]) -> None:
+    """Check the file actually opened: a regular file, under the roots.
+
+    A folder on the way could have been swapped for a symlink between the
+    resolution and the open; on Linux ``/proc/self/fd`` names the file the
+    descriptor really refers to.
+
+    Raises:
+        PermanentSourceError: not a regular file, or not under the roots.
+    """
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise PermanentSourceError(f"CSV path {path} is not a regular file.")
+    try:
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return
+    if not _inside(opened, roots):
+        raise _outside(path, roots)
 
 
 class CsvConnector(BaseConnector):
@@ -162,16 +238,25 @@ class CsvConnector(BaseConnector):
         )
 
     def _open_path(self) -> tuple[Any, bool]:
-        path = Path(self.options["path"])
+        path = csv_path_resolve(self.options["path"], roots=csv_roots())
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; it
+        # is refused below, and a regular file ignores the flag.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         try:
-            raw = path.open("rb")
+            fd = os.open(path, flags)
         except FileNotFoundError:
             raise PermanentSourceError(f"CSV file not found: {path}")
         except OSError as exc:
             raise PermanentSourceError(
                 f"CSV file cannot be opened: {path}: {exc.strerror or exc}"
             )
-        return raw, path.suffix == ".gz"
+        try:
+            csv_file_check(fd, path=path, roots=csv_roots())
+        except PermanentSourceError:
+            os.close(fd)
+            raise
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), path.suffix == ".gz"
 
     def _open_url(self) -> tuple[Any, bool]:
         url = self.options["url"]

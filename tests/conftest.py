@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+# A CSV file that does not exist, inside the CSV roots of the test settings.
+MISSING_CSV = os.path.join(tempfile.gettempdir(), "importhub-missing", "test.csv")
 ARTIFACTS = ROOT / "artifacts"
 
 
@@ -101,7 +104,8 @@ def make_project(db, make_connector):
         fields.setdefault("name", f"project-{uuid.uuid4().hex[:8]}")
         fields.setdefault("key_fields", ["id"])
         # A valid source by default; tests that import data pass their own.
-        fields.setdefault("source", {"path": "/nonexistent/importhub-test.csv"})
+        # (Under the temp folder, one of the test settings' CSV roots.)
+        fields.setdefault("source", {"path": MISSING_CSV})
         return Project.objects.create(**fields)
 
     return make

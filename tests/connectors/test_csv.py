@@ -3,7 +3,10 @@
 import codecs
 import csv
 import gzip
+import os
+import tempfile
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -376,3 +379,89 @@ class TestCsvUrls:
 def test_the_csv_module_is_the_standard_one():
     """``connectors.csv`` does not shadow the standard library's csv."""
     assert hasattr(csv, "reader")
+
+
+class TestCsvRoots:
+    """A CSV path is read only under ``IMPORTHUB_CSV_ROOTS``."""
+
+    @pytest.fixture
+    def root(self, tmp_path, settings):
+        root = tmp_path / "root"
+        root.mkdir()
+        (root / "in.csv").write_text("id\n1\n")
+        (tmp_path / "outside.csv").write_text("secret\nvalue\n")
+        settings.IMPORTHUB_CSV_ROOTS = [str(root)]
+        return root
+
+    def refusal(self, path) -> str:
+        with pytest.raises(PermanentSourceError) as caught:
+            read_all(path=str(path))
+        return str(caught.value)
+
+    def test_a_file_inside_a_root_is_read(self, root):
+        """The configured root is readable, by absolute or relative path."""
+        assert read_all(path=str(root / "in.csv")) == [{"id": "1"}]
+        assert read_all(path="in.csv") == [{"id": "1"}]
+
+    def test_a_system_file_is_refused_naming_the_roots(self, root):
+        """``/etc/passwd`` is refused; the message names the allowed roots."""
+        message = self.refusal("/etc/passwd")
+        assert "is not inside the folders CSV files may be read from" in message
+        assert str(root) in message
+        assert "IMPORTHUB_CSV_ROOTS" in message
+
+    def test_dot_dot_does_not_lead_out(self, root):
+        """``..`` is resolved before the check."""
+        message = self.refusal(root / ".." / "outside.csv")
+        assert "is not inside" in message
+        assert "secret" not in message
+
+    def test_a_symlink_out_of_the_root_is_refused(self, root, tmp_path):
+        """A link inside the root to a file outside is followed, then refused."""
+        (root / "link.csv").symlink_to(tmp_path / "outside.csv")
+        (root / "dir").symlink_to(tmp_path)
+        assert "is not inside" in self.refusal(root / "link.csv")
+        assert "is not inside" in self.refusal(root / "dir" / "outside.csv")
+
+    def test_a_symlink_inside_the_root_is_fine(self, root):
+        """Links that stay under the root are read."""
+        (root / "alias.csv").symlink_to(root / "in.csv")
+        assert read_all(path=str(root / "alias.csv")) == [{"id": "1"}]
+
+    def test_existence_outside_is_not_revealed(self, root, tmp_path):
+        """An existing and a missing outside file get the same words."""
+        existing = self.refusal(tmp_path / "outside.csv")
+        missing = self.refusal(tmp_path / "no-such.csv")
+        assert existing.replace("outside.csv", "X") == missing.replace(
+            "no-such.csv", "X"
+        )
+        dangling = root / "dangling.csv"
+        dangling.symlink_to(tmp_path / "no-such.csv")
+        assert "is not inside" in self.refusal(dangling)
+
+    def test_a_missing_file_inside_is_not_found(self, root):
+        """Inside the roots, a missing file is simply not found."""
+        assert "CSV file not found" in self.refusal(root / "missing.csv")
+
+    def test_a_folder_is_not_a_csv_file(self, root):
+        """Only regular files are read (no folders, devices or pipes)."""
+        (root / "sub").mkdir()
+        os.mkfifo(root / "pipe.csv")
+        assert "not a regular file" in self.refusal(root / "sub")
+        assert "not a regular file" in self.refusal(root / "pipe.csv")
+
+    def test_no_root_means_no_file(self, root, settings):
+        """With no root configured, no path is readable."""
+        settings.IMPORTHUB_CSV_ROOTS = []
+        assert "none configured" in self.refusal(root / "in.csv")
+
+
+def test_the_default_roots_hold_the_demo_files():
+    """The demo's folders are roots by default; the temp folder is added."""
+    from django.conf import settings
+
+    roots = [Path(root) for root in settings.IMPORTHUB_CSV_ROOTS]
+    assert Path(settings.BASE_DIR) / "demo" in roots
+    assert Path(settings.BASE_DIR) / "var" / "demo" in roots
+    assert Path(tempfile.gettempdir()) in roots
+    assert read_all(path=str(Path(settings.BASE_DIR) / "demo" / "customers.csv"))
