@@ -243,6 +243,11 @@ IMPORTHUB_CSV_ROOTS = env_list(
     separators=":,",
 )
 
+# Hosts (names, ".domain" for its subdomains) and networks (CIDR) an HTTP
+# connector may reach although they are loopback, private, link-local...
+# (comma-separated). Empty: public addresses only.
+IMPORTHUB_HTTP_ALLOWED_HOSTS = env_list("IMPORTHUB_HTTP_ALLOWED_HOSTS", [])
+
 # LOG_FORMAT=json: one JSON object per line (imports/logging.py). Either
 # way every record made while a run is handled carries run_id/project_id.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
