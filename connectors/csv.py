@@ -18,8 +18,14 @@ from django.utils.translation import gettext_lazy as _
 
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, SourceError, TransientSourceError
-from .options import OptionErrors, merge_options
-from .transport import NETWORK_ERRORS, HttpResponse, describe_error, http_get
+from .options import OptionErrors, credentials_origin_check, merge_options
+from .transport import (
+    NETWORK_ERRORS,
+    HttpResponse,
+    describe_error,
+    http_get,
+    split_headers,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -140,7 +146,9 @@ class CsvConnector(BaseConnector):
       bytes, a ``.gz`` suffix or a ``Content-Encoding: gzip`` response;
     - for a URL: ``timeout_connect`` (10 s), ``timeout_read`` (60 s),
       ``headers``, and an optional ``auth_header`` (default
-      "Authorization") with its secret ``auth_token``.
+      "Authorization") with its secret ``auth_token``. Credentials go only
+      to the origin of the connector's ``url``; a project URL elsewhere is
+      refused when the connector holds credentials.
 
     A row whose number of fields differs from the header's is a ``BadRow``
     numbered by its data row (the header and blank lines do not count) and
@@ -200,6 +208,13 @@ class CsvConnector(BaseConnector):
         errors.mapping("headers", of_strings=True)
         errors.string("auth_header")
         errors.string("auth_token")
+        if source is not None:
+            credentials_origin_check(
+                errors,
+                config=config,
+                target=options.get("url"),
+                secret_fields=cls.secret_fields,
+            )
         errors.raise_if_any()
 
     def open(self) -> None:
@@ -260,14 +275,16 @@ class CsvConnector(BaseConnector):
 
     def _open_url(self) -> tuple[Any, bool]:
         url = self.options["url"]
-        private = {}
+        headers, private = split_headers(self.options.get("headers"))
         if self.options.get("auth_token"):
             name = self.options.get("auth_header") or "Authorization"
             private[name] = self.options["auth_token"]
         self._response = http_get(
             url,
-            headers=self.options.get("headers"),
+            headers=headers,
             private_headers=private,
+            # The connector's own URL, whatever a project's source says.
+            private_origin=self.config.get("url") or url,
             timeout_connect=self.options.get("timeout_connect", 10),
             timeout_read=self.options.get("timeout_read", 60),
             redact=self.redact,

@@ -14,6 +14,7 @@ from psycopg.types.string import TextLoader
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, SourceError, TransientSourceError
 from .options import OptionErrors, merge_options
+from .secrets import url_password
 
 DEFAULTS = {
     "connect_timeout": 10,
@@ -230,6 +231,21 @@ class SqlConnector(BaseConnector):
                 elif not parts.path.strip("/"):
                     errors.add("url", "Must name the database: .../dbname.")
         errors.string("password")
+        if source is not None and isinstance(source, Mapping):
+            own = (config or {}).get("url")
+            if (
+                "url" in source
+                and source["url"] != own
+                and ((config or {}).get("password") or url_password(own))
+            ):
+                # The connector's password would log in wherever the
+                # project's URL points.
+                errors.add(
+                    "url",
+                    "A project may not change the connection of a connector "
+                    "that holds credentials; use a connector of its own for "
+                    "another database.",
+                )
         errors.positive_number("connect_timeout")
         errors.positive_int("statement_timeout_ms")
         errors.positive_int("export_timeout_ms")

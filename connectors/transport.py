@@ -18,6 +18,7 @@ from django.conf import settings
 
 from .addresses import AddressRefused, AllowList, resolve_checked
 from .exceptions import PermanentSourceError, TransientSourceError
+from .secrets import is_secret_key
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
@@ -49,6 +50,20 @@ def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = 443 if parts.scheme == "https" else 80
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def split_headers(
+    headers: Mapping[str, str] | None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``(public, private)``: headers whose names look secret are private.
+
+    Private headers (``Authorization``, ``X-Api-Key``...) go to the
+    credentials' origin only, like an ``auth_token``.
+    """
+    public, private = {}, {}
+    for name, value in (headers or {}).items():
+        (private if is_secret_key(name) else public)[name] = value
+    return public, private
 
 
 def _connector_to(addresses: list[str]) -> Callable:
