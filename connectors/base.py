@@ -63,6 +63,18 @@ class BaseConnector:
             ConnectorConfigError: naming each invalid field.
         """
 
+    @classmethod
+    def check_live(cls, *, config: Mapping[str, Any]) -> None:
+        """Optionally check a config against the live source when it is saved.
+
+        The admin form calls this after ``validate()``; a source that
+        cannot be reached from the web process should pass (the worker
+        checks again when it opens the connector).
+
+        Raises:
+            ConnectorConfigError: naming each invalid field.
+        """
+
     def redact(self, text: str) -> str:
         """``text`` with every secret of the config and source masked.
 

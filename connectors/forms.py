@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from .models import Connector
 from .registry import connector_choices, connector_secret_fields
 from .secrets import MASK, mask_config, masked_paths, unmask_config
-from .validation import connector_config_validate
+from .validation import connector_config_validate, connector_live_validate
 
 
 class ConnectorAdminForm(forms.ModelForm):
@@ -92,6 +92,7 @@ class ConnectorAdminForm(forms.ModelForm):
         if kind and "config" in cleaned_data:
             try:
                 connector_config_validate(kind=kind, config=cleaned_data["config"])
+                connector_live_validate(kind=kind, config=cleaned_data["config"])
             except ValidationError as exc:
                 # A kind the registry refuses is reported by the model's
                 # clean(); only the config's problems are this form's.

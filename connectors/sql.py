@@ -1,5 +1,6 @@
 """The SQL connector: rows of a read query on a PostgreSQL database."""
 
+import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -12,9 +13,16 @@ from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from .base import BadRow, BaseConnector, Row
-from .exceptions import PermanentSourceError, SourceError, TransientSourceError
+from .exceptions import (
+    ConnectorConfigError,
+    PermanentSourceError,
+    SourceError,
+    TransientSourceError,
+)
 from .options import OptionErrors, merge_options
 from .secrets import url_password
+
+logger = logging.getLogger(__name__)
 
 DEFAULTS = {
     "connect_timeout": 10,
@@ -171,6 +179,44 @@ def strip_query(query: str) -> str:
     return text
 
 
+#: Roles whose members can read or write the server's files, run programs
+#: on it or signal other sessions: no read-only import needs them.
+PRIVILEGED_ROLES = (
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+    "pg_signal_backend",
+)
+
+
+def role_privileges(connection: psycopg.Connection) -> tuple[str, list[str]]:
+    """The session's role and what makes it privileged (empty: nothing).
+
+    A superuser is "superuser" (it is a member of every role anyway);
+    otherwise "member of <role>" for each of ``PRIVILEGED_ROLES``.
+    """
+    row = connection.execute(
+        "SELECT current_user::text, r.rolsuper, ARRAY(SELECT m FROM "
+        "unnest(%s::text[]) m WHERE pg_has_role(current_user, m, 'MEMBER')) "
+        "FROM pg_roles r WHERE r.rolname = current_user",
+        [list(PRIVILEGED_ROLES)],
+    ).fetchone()
+    role, superuser, memberships = row
+    if superuser:
+        return role, ["superuser"]
+    return role, [f"member of {name}" for name in memberships]
+
+
+def privileged_role_message(role: str, privileges: list[str]) -> str:
+    return (
+        f"The SQL source role {role!r} is {' and '.join(privileges)}: a READ "
+        f"ONLY transaction does not stop such a role from reading or writing "
+        f"the server's files or running programs. Give the connector a role "
+        f"with only CONNECT, USAGE and SELECT grants, or set "
+        f'"allow_privileged_role": true in its config to accept the risk.'
+    )
+
+
 class SqlConnector(BaseConnector):
     """Streams the rows of a read query on a PostgreSQL database.
 
@@ -203,6 +249,9 @@ class SqlConnector(BaseConnector):
         self.options = {**DEFAULTS, **self.config, **self.source}
         self._connection: psycopg.Connection | None = None
         self._cursor = None
+        #: ``(role, privileges)`` after ``open()`` when the connector's role
+        #: is privileged and ``allow_privileged_role`` let it through.
+        self.privileged_role: tuple[str, list[str]] | None = None
         self._timeout: tuple[str, int] = (
             "statement_timeout_ms",
             self.options["statement_timeout_ms"],
@@ -231,6 +280,12 @@ class SqlConnector(BaseConnector):
                 elif not parts.path.strip("/"):
                     errors.add("url", "Must name the database: .../dbname.")
         errors.string("password")
+        errors.boolean("allow_privileged_role")
+        if isinstance(source, Mapping) and "allow_privileged_role" in source:
+            errors.add(
+                "allow_privileged_role",
+                "Only the connector's config may allow a privileged role.",
+            )
         if source is not None and isinstance(source, Mapping):
             own = (config or {}).get("url")
             if (
@@ -259,18 +314,27 @@ class SqlConnector(BaseConnector):
             errors.add("params", "Must be a list or a JSON object.")
         errors.raise_if_any()
 
+    @classmethod
+    def _connect(cls, options: Mapping[str, Any]) -> psycopg.Connection:
+        """A read-only connection with the session's statement timeout.
+
+        Raises:
+            psycopg.Error: connecting or preparing the session failed.
+        """
+        kwargs: dict[str, Any] = {
+            "connect_timeout": max(2, round(options["connect_timeout"])),
+            "application_name": "importhub",
+        }
+        if options.get("password"):
+            kwargs["password"] = options["password"]
+        return psycopg.connect(options["url"], **kwargs)
+
     def open(self) -> None:
         if self._connection is not None:
             return
         self.validate(config=self.config, source=self.source)
-        kwargs: dict[str, Any] = {
-            "connect_timeout": max(2, round(self.options["connect_timeout"])),
-            "application_name": "importhub",
-        }
-        if self.options.get("password"):
-            kwargs["password"] = self.options["password"]
         try:
-            connection = psycopg.connect(self.options["url"], **kwargs)
+            connection = self._connect(self.options)
         except psycopg.Error as exc:
             # ``from None``: the driver's exception may carry connection
             # parameters; its message, redacted, is all an operator needs.
@@ -279,10 +343,48 @@ class SqlConnector(BaseConnector):
             connection.read_only = True
             connection.adapters.register_loader("bytea", TextLoader)
             self._set_timeout(connection, "statement_timeout_ms")
+            role, privileges = role_privileges(connection)
         except psycopg.Error as exc:
             connection.close()
             raise self._translate(exc, "Preparing the SQL source failed") from None
+        if privileges:
+            if not self.config.get("allow_privileged_role"):
+                connection.close()
+                raise PermanentSourceError(privileged_role_message(role, privileges))
+            # Allowed by the connector's config: said on every run, and
+            # left on the instance for the caller's audit trail.
+            logger.warning(
+                "SQL source role %s is %s; allowed by allow_privileged_role",
+                role,
+                ", ".join(privileges),
+            )
+        self.privileged_role = (role, privileges) if privileges else None
         self._connection = connection
+
+    @classmethod
+    def check_live(cls, *, config: Mapping[str, Any]) -> None:
+        """Refuse a privileged source role when the source can be reached.
+
+        Called when a connector is saved in the admin; a source that cannot
+        be reached from there passes (``open()`` checks again each run).
+
+        Raises:
+            ConnectorConfigError: the role is privileged and the config does
+                not set ``allow_privileged_role``.
+        """
+        options = {**DEFAULTS, **config}
+        if config.get("allow_privileged_role") or not options.get("url"):
+            return
+        options["connect_timeout"] = min(options["connect_timeout"], 3)
+        try:
+            with cls._connect(options) as connection:
+                role, privileges = role_privileges(connection)
+        except psycopg.Error:
+            return
+        if privileges:
+            raise ConnectorConfigError(
+                {"url": [privileged_role_message(role, privileges)]}
+            )
 
     def close(self) -> None:
         cursor, self._cursor = self._cursor, None

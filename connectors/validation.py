@@ -57,6 +57,22 @@ def connector_config_validate(*, kind: str, config: Any) -> None:
         raise ValidationError({"config": config_error_messages(exc, config=config)})
 
 
+def connector_live_validate(*, kind: str, config: Mapping[str, Any]) -> None:
+    """Check a valid config against the live source, where it can be reached.
+
+    For the admin form (saving a connector), not for the guard: it may open
+    a connection to the source (see ``BaseConnector.check_live``).
+
+    Raises:
+        ValidationError: ``{"config": [...]}`` naming each problem.
+    """
+    connector_class = connector_kind_validate(kind)
+    try:
+        connector_class.check_live(config=config)
+    except ConnectorConfigError as exc:
+        raise ValidationError({"config": config_error_messages(exc, config=config)})
+
+
 def connector_source_validate(*, connector, source: Any) -> None:
     """Check a project's source against its connector's kind and config.
 

@@ -15,7 +15,12 @@ from connectors.exceptions import (
     PermanentSourceError,
     TransientSourceError,
 )
-from connectors.sql import SqlConnector, check_query, strip_query
+from connectors.sql import (
+    PRIVILEGED_ROLES,
+    SqlConnector,
+    check_query,
+    strip_query,
+)
 
 from .contract import ConnectorContractTests
 
@@ -41,7 +46,8 @@ def read_lines(url, query, key_fields=(), **options) -> list[dict]:
 
 
 def with_password(url: str, password: str = PASSWORD) -> str:
-    return url.replace("://postgres@", f"://postgres:{password}@")
+    user, _, rest = url.partition("://")[2].partition("@")
+    return url.replace(f"://{user}@", f"://{user}:{password}@")
 
 
 class TestSqlConnectorContract(ConnectorContractTests):
@@ -416,3 +422,97 @@ class TestSqlErrors:
 def test_psycopg_is_version_3():
     """The connector is written for psycopg 3's server-side cursors."""
     assert psycopg.__version__.startswith("3.")
+
+
+class TestPrivilegedRoles:
+    """A read-only import refuses a role that could do far more."""
+
+    def test_a_superuser_is_refused_before_the_query(self, sql_admin_url):
+        """Logging in as a superuser fails at once, saying what to do."""
+        with pytest.raises(PermanentSourceError) as caught:
+            read(sql_admin_url, "SELECT 1 AS one")
+        message = str(caught.value)
+        assert "is superuser" in message
+        assert "allow_privileged_role" in message
+        assert not isinstance(caught.value, TransientSourceError)
+
+    @pytest.mark.parametrize("granted", PRIVILEGED_ROLES)
+    def test_a_member_of_a_server_role_is_refused(
+        self, sql_source_url, sql_execute, granted
+    ):
+        """Membership of a server-files, program or signal role is named."""
+        role = f"importhub_priv_{uuid.uuid4().hex[:8]}"
+        sql_execute(f'CREATE ROLE "{role}" LOGIN IN ROLE {granted}')
+        try:
+            url = sql_source_url.replace(
+                sql_source_url.split("://")[1].split("@")[0], role
+            )
+            with pytest.raises(PermanentSourceError, match=f"member of {granted}"):
+                read(url, "SELECT 1 AS one")
+        finally:
+            sql_execute(f'DROP ROLE "{role}"')
+
+    def test_the_override_lets_it_through_visibly(self, sql_admin_url, caplog):
+        """``allow_privileged_role`` reads, logs a warning and says so."""
+        connector = SqlConnector(
+            config={"url": sql_admin_url, "allow_privileged_role": True},
+            source={"query": "SELECT 1 AS one"},
+        )
+        with caplog.at_level("WARNING", logger="connectors.sql"):
+            with connector:
+                assert list(connector.iter_records()) == [{"one": 1}]
+        role, privileges = connector.privileged_role
+        assert privileges == ["superuser"]
+        assert "allowed by allow_privileged_role" in caplog.text
+
+    def test_an_unprivileged_role_passes(self, sql_source_url):
+        """The grants README lists are enough, and nothing is flagged."""
+        connector = SqlConnector(
+            config={"url": sql_source_url}, source={"query": "SELECT 1 AS one"}
+        )
+        with connector:
+            assert list(connector.iter_records()) == [{"one": 1}]
+        assert connector.privileged_role is None
+
+    def test_only_the_connector_may_allow_it(self, sql_source_url):
+        """A project cannot switch the check off for itself."""
+        with pytest.raises(ConnectorConfigError) as caught:
+            SqlConnector.validate(
+                config={"url": sql_source_url},
+                source={"query": "SELECT 1", "allow_privileged_role": True},
+            )
+        assert "allow_privileged_role" in caught.value.errors
+
+
+@pytest.mark.django_db
+class TestPrivilegedRoleWhenSaved:
+    def form(self, url, **config):
+        from connectors.forms import ConnectorAdminForm
+
+        return ConnectorAdminForm(
+            data={
+                "name": f"source-{uuid.uuid4().hex[:6]}",
+                "kind": "sql",
+                "config": json.dumps({"url": url, **config}),
+                "max_concurrent_imports": 1,
+                "when_busy": "queue",
+            }
+        )
+
+    def test_a_superuser_connector_is_refused_by_the_admin_form(self, sql_admin_url):
+        """Saving the connector already says the role is privileged."""
+        form = self.form(sql_admin_url)
+        assert not form.is_valid()
+        [message] = form.errors["config"]
+        assert message.startswith("url: The SQL source role")
+        assert "superuser" in message
+
+    def test_the_override_and_a_reader_are_saved(self, sql_admin_url, sql_source_url):
+        """With the override, or an unprivileged role, the form is valid."""
+        assert self.form(sql_admin_url, allow_privileged_role=True).is_valid()
+        assert self.form(sql_source_url).is_valid()
+
+    def test_an_unreachable_source_is_not_refused_for_it(self, sql_source_url):
+        """The web process may not reach the source; the worker checks."""
+        url = sql_source_url.replace(":5432/", ":1/")
+        assert self.form(url).is_valid()
