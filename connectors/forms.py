@@ -88,14 +88,21 @@ class ConnectorAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned_data = super().clean()
-        kind = cleaned_data.get("kind")
-        if kind and "config" in cleaned_data:
+        # The kind and the config are validated by the model's clean(), the
+        # same check full_clean() makes anywhere. A value this form already
+        # refused must not be checked there in its stale stored form.
+        if self.has_error("kind"):
+            self.instance.kind = ""
+        if self.has_error("config"):
+            self.instance.config = None
+        kind, config = cleaned_data.get("kind"), cleaned_data.get("config")
+        if kind and config is not None:
             try:
-                connector_config_validate(kind=kind, config=cleaned_data["config"])
-                connector_live_validate(kind=kind, config=cleaned_data["config"])
+                connector_config_validate(kind=kind, config=config)
+            except ValidationError:
+                return cleaned_data  # reported by the model's clean()
+            try:
+                connector_live_validate(kind=kind, config=config)
             except ValidationError as exc:
-                # A kind the registry refuses is reported by the model's
-                # clean(); only the config's problems are this form's.
-                if "kind" not in exc.message_dict:
-                    self.add_error(None, exc)
+                self.add_error(None, exc)
         return cleaned_data

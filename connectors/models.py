@@ -8,7 +8,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .validation import connector_kind_validate
+from .validation import connector_config_validate
 
 
 class Connector(models.Model):
@@ -72,9 +72,10 @@ class Connector(models.Model):
         return self.name
 
     def clean(self) -> None:
-        # The kinds are the registry's (built-ins, entry points and the
-        # IMPORTHUB_CONNECTORS setting), not a list fixed in the schema, so
-        # they are checked here rather than by field choices. A blank kind
-        # is left to the field's own "required" check.
-        if self.kind:
-            connector_kind_validate(self.kind)
+        # One validation for every way in (the admin form, full_clean() in
+        # services and commands): the kind against the registry (built-ins,
+        # entry points and the IMPORTHUB_CONNECTORS setting, not a list
+        # fixed in the schema), then the config by the kind's class. A blank
+        # kind or a missing config is left to the fields' own checks.
+        if self.kind and self.config is not None:
+            connector_config_validate(kind=self.kind, config=self.config)

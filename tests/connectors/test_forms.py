@@ -276,3 +276,70 @@ class TestConnectorModelClean:
     def test_full_clean_accepts_a_plugin_kind(self, fake_kind):
         """A kind registered by the setting is a valid kind."""
         Connector(name="x", kind="fake_api").full_clean()
+
+
+class TestOneValidation:
+    """``Connector.full_clean()`` refuses what the admin form refuses."""
+
+    @pytest.mark.parametrize(
+        ("kind", "config", "field", "message"),
+        [
+            ("sql", {"url": "mysql://u@h/db"}, "config", "Must be a postgresql://"),
+            (
+                "http_json",
+                {"url": "https://user:pw@api.example.invalid/"},
+                "config",
+                "Must not hold credentials",
+            ),
+            ("csv", ["a", "list"], "config", "Must be a JSON object, not list."),
+            ("ftp", {}, "kind", "No connector for kind 'ftp'."),
+        ],
+    )
+    def test_full_clean_and_the_form_agree(self, kind, config, field, message):
+        """Both refuse, on the same field, with the same words, once."""
+        connector = Connector(name="x", kind=kind, config=config)
+        with pytest.raises(ValidationError) as caught:
+            connector.full_clean()
+        [model_message] = caught.value.message_dict[field]
+        assert message in model_message
+        form = ConnectorAdminForm(data=form_data(kind=kind, config=json.dumps(config)))
+        assert not form.is_valid()
+        if field == "kind" or not isinstance(config, dict):
+            assert form.errors[field]
+        else:
+            assert form.errors[field] == [model_message]
+
+    def test_an_unparsable_config_gets_one_error(self, make_connector):
+        """A config the form cannot read is not checked again as stored."""
+        connector = make_connector(kind="csv", config={})
+        form = ConnectorAdminForm(
+            instance=connector, data=form_data(kind="sql", config="{not json")
+        )
+        assert not form.is_valid()
+        assert len(form.errors["config"]) == 1
+
+    def test_a_valid_connector_passes_full_clean(self):
+        """A config its kind accepts raises nothing."""
+        Connector(name="x", kind="sql", config={"url": SQL_URL}).full_clean()
+
+
+class TestSourceValidation:
+    @pytest.mark.parametrize(
+        ("kind", "config", "source", "message"),
+        [
+            ("csv", {}, {}, "path: Required"),
+            ("sql", {"url": SQL_URL}, {"query": "DELETE FROM t"}, "not DELETE"),
+            ("sql", {"url": SQL_URL}, ["SELECT 1"], "Must be a JSON object"),
+            ("http_json", {}, "x", "Must be a JSON object"),
+            ("http_json", {}, {}, "url: Required"),
+        ],
+    )
+    def test_connector_source_validate_refuses(
+        self, make_connector, kind, config, source, message
+    ):
+        """Refusals arrive as ``{"source": [...]}`` for the project side."""
+        connector = make_connector(kind=kind, config=config)
+        with pytest.raises(ValidationError) as caught:
+            connector_source_validate(connector=connector, source=source)
+        assert message in " ".join(caught.value.message_dict["source"])
+        assert SECRET not in str(caught.value)
