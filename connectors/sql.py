@@ -236,7 +236,10 @@ class SqlConnector(BaseConnector):
     through a server-side cursor, so that memory does not grow with the
     result. Rows are dicts keyed by column name; values stay Python values
     (Decimal, date, UUID...; bytea becomes its ``\\x...`` text). Give the
-    connector a role that can only read: the transaction is the second line.
+    connector a role that can only read: a superuser or a member of
+    ``PRIVILEGED_ROLES`` is refused unless the config sets
+    ``allow_privileged_role`` (a project's source cannot). A project may not
+    change the ``url`` of a connector that holds a password.
     """
 
     kind = "sql"
