@@ -91,6 +91,7 @@ class ConnectorAdminForm(forms.ModelForm):
         # The kind and the config are validated by the model's clean(), the
         # same check full_clean() makes anywhere. A value this form already
         # refused must not be checked there in its stale stored form.
+        # (The same once the live check below refused the config.)
         if self.has_error("kind"):
             self.instance.kind = ""
         if self.has_error("config"):
@@ -105,4 +106,5 @@ class ConnectorAdminForm(forms.ModelForm):
                 connector_live_validate(kind=kind, config=config)
             except ValidationError as exc:
                 self.add_error(None, exc)
+                self.instance.config = None
         return cleaned_data
