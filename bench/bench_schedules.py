@@ -44,7 +44,7 @@ def create_projects(minute: datetime.datetime) -> None:
     from imports.services.schedules import SCHEDULED_TASK_NAME, project_schedule_name
 
     connector = Connector.objects.create(
-        name="bench", kind=Connector.Kind.CSV, max_concurrent_imports=100
+        name="bench", kind="csv", max_concurrent_imports=100
     )
     Project.objects.bulk_create(
         [

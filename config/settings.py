@@ -6,6 +6,7 @@ one). Production sets both, plus SECRET_KEY and DEBUG=0.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -28,6 +29,13 @@ def env_int(name: str, default: int) -> int:
 def env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: list[str], *, separators: str = ",") -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return list(default)
+    return [item.strip() for item in re.split(f"[{separators}]", value) if item.strip()]
 
 
 DEBUG = env_bool("DEBUG", True)
@@ -240,6 +248,24 @@ SPECTACULAR_SETTINGS = {
 IMPORTHUB_METRICS_TOKEN = os.environ.get("IMPORTHUB_METRICS_TOKEN", "")
 # Run durations and waits are histograms of the runs of this recent window.
 IMPORTHUB_METRICS_WINDOW_SECONDS = env_int("IMPORTHUB_METRICS_WINDOW_SECONDS", 3600)
+
+# Connectors. The folders a CSV connector may read files from (colon- or
+# comma-separated); a path outside them, after symlinks and "..", is refused.
+# The default holds the demo's files and var/data for a deployment's own.
+IMPORTHUB_CSV_ROOTS = env_list(
+    "IMPORTHUB_CSV_ROOTS",
+    [
+        str(BASE_DIR / "var" / "data"),
+        str(BASE_DIR / "demo"),
+        str(BASE_DIR / "var" / "demo"),
+    ],
+    separators=":,",
+)
+
+# Hosts (names, ".domain" for its subdomains) and networks (CIDR) an HTTP
+# connector may reach although they are loopback, private, link-local...
+# (comma-separated). Empty: public addresses only.
+IMPORTHUB_HTTP_ALLOWED_HOSTS = env_list("IMPORTHUB_HTTP_ALLOWED_HOSTS", [])
 
 # LOG_FORMAT=json: one JSON object per line (imports/logging.py). Either
 # way every record made while a run is handled carries run_id/project_id.

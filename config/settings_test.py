@@ -1,6 +1,7 @@
 """Settings for the test suite: real PostgreSQL and Redis, never mocks."""
 
 import os
+import tempfile
 import uuid
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/importhub")
@@ -26,3 +27,10 @@ os.environ.setdefault("LANGUAGE_CODE", "en")
 from config.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests write their CSV files into pytest's tmp_path, under the temp folder.
+IMPORTHUB_CSV_ROOTS = [*IMPORTHUB_CSV_ROOTS, tempfile.gettempdir()]  # noqa: F405
+
+# The connector tests' HTTP servers listen on 127.0.0.1; nothing else local
+# is allowed (a test sets the default back to show loopback is refused).
+IMPORTHUB_HTTP_ALLOWED_HOSTS = [*IMPORTHUB_HTTP_ALLOWED_HOSTS, "127.0.0.1"]  # noqa: F405

@@ -4,12 +4,19 @@ from collections.abc import Iterator, Mapping
 from itertools import islice
 from typing import Any, NamedTuple
 
+from .secrets import redact
+
 
 class BadRow(NamedTuple):
-    """A row the source gave that cannot become a record."""
+    """A row the source gave that cannot become a record.
+
+    ``line`` is the line of the file the row starts on, for sources that
+    are files; the import names the row "line N of the file (data row M)".
+    """
 
     number: int
     reason: str
+    line: int | None = None
 
 
 Row = dict[str, Any]
@@ -26,7 +33,8 @@ class BaseConnector:
             for batch in connector.iter_batches(batch_size=5000):
                 ...
 
-    Subclasses must set ``kind`` and implement ``iter_records()``; they
+    Subclasses must set ``kind`` (and should set ``verbose_name``, shown
+    in the admin's choice of kinds) and implement ``iter_records()``; they
     should override ``validate()`` to refuse a bad config before it is saved
     (the admin form and ``connector_source_validate()`` call it), list their
     secret config keys in ``secret_fields``, and pass every error message
@@ -41,6 +49,8 @@ class BaseConnector:
     """
 
     kind: str = ""
+    #: What an operator reads in the admin's choice of kinds ("SQL database").
+    verbose_name: str = ""
     #: Config keys whose values are secrets: never shown, logged or echoed.
     secret_fields: tuple[str, ...] = ()
 
@@ -58,23 +68,23 @@ class BaseConnector:
             ConnectorConfigError: naming each invalid field.
         """
 
-    def describe(self) -> str:
-        """A one-line description of the source, safe to show and log."""
-        return self.kind
+    @classmethod
+    def check_live(cls, *, config: Mapping[str, Any]) -> None:
+        """Optionally check a config against the live source when it is saved.
 
-    def masked_config(self) -> dict:
-        """The config with every secret masked, fit for the admin or a log."""
-        from .secrets import mask_config
+        The admin form calls this after ``validate()``; a source that
+        cannot be reached from the web process should pass (the worker
+        checks again when it opens the connector).
 
-        return mask_config(self.kind, self.config)
+        Raises:
+            ConnectorConfigError: naming each invalid field.
+        """
 
     def redact(self, text: str) -> str:
         """``text`` with every secret of the config and source masked.
 
         Connectors pass each error message through this before raising it.
         """
-        from .secrets import redact
-
         text = redact(text, self.config, secret_fields=self.secret_fields)
         return redact(text, self.source)
 

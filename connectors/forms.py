@@ -5,12 +5,18 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .models import Connector
+from .registry import connector_choices, connector_secret_fields
 from .secrets import MASK, mask_config, masked_paths, unmask_config
-from .validation import connector_config_validate
+from .validation import connector_config_validate, connector_live_validate
 
 
 class ConnectorAdminForm(forms.ModelForm):
     """Shows the config with its secrets masked and validates it by kind.
+
+    The kind is a choice among the kinds the registry knows when the form is
+    built, so a plug-in's kind appears without a migration. A connector
+    whose kind is no longer installed keeps it in the list (marked), so its
+    page still shows what is stored; saving it is refused with the reason.
 
     A secret whose ``••••••`` placeholder comes back unchanged keeps the
     stored value, so an operator can edit a timeout without retyping a
@@ -30,9 +36,12 @@ class ConnectorAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "kind" in self.fields:
+            self.fields["kind"] = self.kind_field(self.fields["kind"])
         if self.instance.pk:
             self.initial["config"] = mask_config(
-                self.instance.kind, self.instance.config
+                self.instance.config,
+                secret_fields=connector_secret_fields(self.instance.kind),
             )
         field = self.fields.get("config")
         if field is not None:
@@ -40,6 +49,20 @@ class ConnectorAdminForm(forms.ModelForm):
                 "%(help)s Secrets show as %(mask)s; leave the placeholder to "
                 "keep the stored secret, or type a new value."
             ) % {"help": field.help_text, "mask": MASK}
+
+    def kind_field(self, model_field: forms.Field) -> forms.ChoiceField:
+        """A choice of the registered kinds, labelled by their classes."""
+        choices = connector_choices()
+        stored = self.instance.kind
+        if stored and stored not in dict(choices):
+            choices.append((stored, _("%(kind)s (not installed)") % {"kind": stored}))
+        return forms.ChoiceField(
+            choices=[("", "---------"), *choices],
+            label=model_field.label,
+            help_text=model_field.help_text,
+            required=model_field.required,
+            initial=model_field.initial,
+        )
 
     def clean_config(self):
         config = self.cleaned_data.get("config")
@@ -65,10 +88,23 @@ class ConnectorAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned_data = super().clean()
-        kind = cleaned_data.get("kind")
-        if kind and "config" in cleaned_data:
+        # The kind and the config are validated by the model's clean(), the
+        # same check full_clean() makes anywhere. A value this form already
+        # refused must not be checked there in its stale stored form.
+        # (The same once the live check below refused the config.)
+        if self.has_error("kind"):
+            self.instance.kind = ""
+        if self.has_error("config"):
+            self.instance.config = None
+        kind, config = cleaned_data.get("kind"), cleaned_data.get("config")
+        if kind and config is not None:
             try:
-                connector_config_validate(kind=kind, config=cleaned_data["config"])
+                connector_config_validate(kind=kind, config=config)
+            except ValidationError:
+                return cleaned_data  # reported by the model's clean()
+            try:
+                connector_live_validate(kind=kind, config=config)
             except ValidationError as exc:
                 self.add_error(None, exc)
+                self.instance.config = None
         return cleaned_data

@@ -6,10 +6,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from django.utils.translation import gettext_lazy as _
+
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, TransientSourceError
-from .options import OptionErrors, merge_options
-from .transport import NETWORK_ERRORS, describe_error, http_get
+from .options import OptionErrors, credentials_origin_check, merge_options
+from .transport import NETWORK_ERRORS, describe_error, http_get, split_headers
 
 PAGINATION_STYLES = ("none", "page", "offset", "cursor", "next_link", "link_header")
 
@@ -78,6 +80,14 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def start_url(options: Mapping[str, Any]) -> str | None:
+    """The first URL read: ``url``, with ``path`` joined to it if given."""
+    url, path = options.get("url"), options.get("path")
+    if path and isinstance(url, str) and isinstance(path, str):
+        url = urljoin(url.rstrip("/") + "/", path.lstrip("/"))
+    return url
+
+
 class HttpJsonConnector(BaseConnector):
     """Reads JSON objects from an HTTP API, page after page.
 
@@ -87,8 +97,10 @@ class HttpJsonConnector(BaseConnector):
       source gives a full ``url``. ``params``: query parameters.
     - ``headers``; ``auth_header`` ("Authorization") carries the secret
       ``auth_token`` (the whole header value, e.g. "Bearer ..."). Credentials
-      go only to the origin of the first request, never to another host a
-      redirect or a next link points at.
+      (the token, and headers whose names look secret) go only to the
+      origin of the connector's ``url``, never to another host a redirect,
+      a next link or a project's source points at; a project source that
+      leads elsewhere is refused when the connector holds credentials.
     - ``timeout_connect`` (10 s), ``timeout_read`` (30 s) and
       ``max_response_bytes`` (50 MiB, per response: a page is parsed whole).
     - ``records_path``: where the records list is, e.g. "data.items"; empty
@@ -109,6 +121,7 @@ class HttpJsonConnector(BaseConnector):
     """
 
     kind = "http_json"
+    verbose_name = _("HTTP JSON API")
     secret_fields = ("auth_token",)
 
     def __init__(self, *, config: Mapping[str, Any], source: Mapping[str, Any]):
@@ -157,17 +170,26 @@ class HttpJsonConnector(BaseConnector):
             errors.string("next_path", required=True, what="where the next URL is")
         if options.get("page_size_param") and not options.get("page_size"):
             errors.add("page_size", "Required with page_size_param.")
+        if source is not None:
+            credentials_origin_check(
+                errors,
+                config=config,
+                target=start_url(options),
+                secret_fields=cls.secret_fields,
+                field="path" if "url" not in source and source.get("path") else "url",
+            )
         errors.raise_if_any()
 
     def start_url(self) -> str:
-        path = self.options.get("path")
-        url = self.source.get("url") or self.options.get("url")
-        if path:
-            url = urljoin(url.rstrip("/") + "/", path.lstrip("/"))
-        return url
+        return start_url(self.options)
 
-    def describe(self) -> str:
-        return self.redact(f"http_json GET {self.start_url()}")
+    def credentials_origin(self) -> str | None:
+        """The URL whose origin the connector's credentials belong to.
+
+        The connector's own ``url`` when it has one, whatever a project's
+        source says; the start URL when the credentials are the project's.
+        """
+        return self.config.get("url") or self.start_url()
 
     def open(self) -> None:
         self.validate(config=self.config, source=self.source)
@@ -275,15 +297,15 @@ class HttpJsonConnector(BaseConnector):
             TransientSourceError, PermanentSourceError: see ``http_get``.
         """
         options = self.options
-        private = {}
+        headers, private = split_headers(options.get("headers"))
+        headers = {"Accept": "application/json", **headers}
         if options.get("auth_token"):
             private[options["auth_header"]] = options["auth_token"]
-        headers = {"Accept": "application/json", **(options.get("headers") or {})}
         response = http_get(
             url,
             headers=headers,
             private_headers=private,
-            private_origin=self.start_url(),
+            private_origin=self.credentials_origin(),
             timeout_connect=options["timeout_connect"],
             timeout_read=options["timeout_read"],
             redact=self.redact,

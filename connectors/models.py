@@ -1,16 +1,17 @@
-"""The connector model: a shared data source with a number of import slots."""
+"""The connector model: a shared data source with a number of import slots.
+
+A connector's ``kind`` is free text in the database; the registry says which
+kinds exist (see ``connectors.registry``).
+"""
 
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .validation import connector_config_validate
+
 
 class Connector(models.Model):
-    class Kind(models.TextChoices):
-        CSV = "csv", _("CSV file or URL")
-        HTTP_JSON = "http_json", _("HTTP JSON API")
-        SQL = "sql", _("SQL database")
-
     class WhenBusy(models.TextChoices):
         QUEUE = "queue", _("Queue the import until a slot frees")
         REJECT = "reject", _("Reject the import")
@@ -24,7 +25,6 @@ class Connector(models.Model):
     kind = models.CharField(
         _("kind"),
         max_length=32,
-        choices=Kind.choices,
         help_text=_("The kind of source this connector reads."),
     )
     config = models.JSONField(
@@ -70,3 +70,12 @@ class Connector(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # One validation for every way in (the admin form, full_clean() in
+        # services and commands): the kind against the registry (built-ins,
+        # entry points and the IMPORTHUB_CONNECTORS setting, not a list
+        # fixed in the schema), then the config by the kind's class. A blank
+        # kind or a missing config is left to the fields' own checks.
+        if self.kind and self.config is not None:
+            connector_config_validate(kind=self.kind, config=self.config)

@@ -5,6 +5,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .exceptions import ConnectorConfigError
+from .secrets import secret_values
 
 
 def merge_options(
@@ -101,3 +102,61 @@ class OptionErrors:
                 name,
                 "Must not hold credentials; use auth_header and auth_token.",
             )
+
+
+def url_origin(url: Any) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an http(s) URL, or None if it is not one."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname.lower(), port or default
+
+
+def _shown(origin: tuple[str, str, int]) -> str:
+    scheme, host, port = origin
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
+
+
+def credentials_origin_check(
+    errors: OptionErrors,
+    *,
+    config: Mapping[str, Any] | None,
+    target: Any,
+    secret_fields: tuple[str, ...],
+    field: str = "url",
+) -> None:
+    """Refuse a project URL that would carry the connector's secrets away.
+
+    A shared connector's credentials (its secret fields, secret-looking
+    headers) travel only to the connector's own origin, the scheme, host
+    and port of its ``url``. A project whose source leads elsewhere (its
+    own ``url``, or a ``path`` that is a full URL) is refused, and so is
+    any project URL when a connector holding credentials names no URL.
+    """
+    if not secret_values(config or {}, secret_fields=secret_fields):
+        return
+    theirs = url_origin(target)
+    if theirs is None:
+        return
+    own = url_origin((config or {}).get("url"))
+    if own is None:
+        errors.add(
+            field,
+            "This connector holds credentials but names no url: give the "
+            "connector the url its credentials are for.",
+        )
+    elif own != theirs:
+        errors.add(
+            field,
+            f"Leads to {_shown(theirs)}, but this connector's credentials are "
+            f"for {_shown(own)}: credentials travel only to their own origin. "
+            f"Use a connector of its own for {_shown(theirs)}.",
+        )

@@ -5,6 +5,10 @@ A package adds a connector with an entry point in the group
 (``my_package.connectors:S3Connector``). A deployment may also map kinds to
 dotted paths in the ``IMPORTHUB_CONNECTORS`` setting, which wins over both.
 A package never replaces a built-in kind silently.
+
+The model stores the kind as plain text: the choices an operator sees in the
+admin come from here (``connector_choices()``), so a plug-in's kind can be
+chosen without a migration.
 """
 
 from functools import lru_cache
@@ -67,6 +71,36 @@ def get_connector_class(kind: str) -> type[BaseConnector]:
             {"kind": [f"{path} is not a subclass of BaseConnector."]}
         )
     return connector_class
+
+
+def connector_kinds() -> list[str]:
+    """Every known kind, sorted."""
+    return sorted(connector_paths())
+
+
+def connector_choices() -> list[tuple[str, str]]:
+    """``(kind, label)`` for each known kind, labelled by its class.
+
+    The label is the class's ``verbose_name``, or the kind when it has none
+    or cannot be imported (choosing such a kind is then refused on save,
+    with the reason).
+    """
+    choices = []
+    for kind in connector_kinds():
+        try:
+            label = get_connector_class(kind).verbose_name or kind
+        except ConnectorConfigError:
+            label = kind
+        choices.append((kind, label))
+    return choices
+
+
+def connector_secret_fields(kind: str | None) -> tuple[str, ...]:
+    """The secret config keys the kind's class declares; none if unknown."""
+    try:
+        return tuple(get_connector_class(kind).secret_fields)
+    except ConnectorConfigError:
+        return ()
 
 
 def get_connector(project) -> BaseConnector:

@@ -4,6 +4,9 @@ A secret is the value of a field the connector class lists in
 ``secret_fields``, the value of any key whose name looks secret (a password,
 a token, an API key, an ``Authorization`` header...) at any depth, or the
 password inside a URL (``postgres://user:secret@host/db``).
+
+This module knows nothing of connector kinds: callers that start from a kind
+ask ``connectors.registry.connector_secret_fields()`` for its fields.
 """
 
 import re
@@ -26,18 +29,6 @@ _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)", r
 # Shorter secrets are redacted only as whole words, so that a silly
 # one-letter password does not garble every message.
 _MIN_SUBSTRING_SECRET = 4
-
-
-def _secret_fields(kind: str | None) -> tuple[str, ...]:
-    if not kind:
-        return ()
-    from .exceptions import ConnectorConfigError
-    from .registry import get_connector_class
-
-    try:
-        return tuple(get_connector_class(kind).secret_fields)
-    except (ConnectorConfigError, ImportError):
-        return ()
 
 
 def is_secret_key(name: Any, secret_fields: tuple[str, ...] = ()) -> bool:
@@ -125,7 +116,6 @@ def redact(
     config: Mapping[str, Any] | None,
     *,
     secret_fields: tuple[str, ...] = (),
-    kind: str | None = None,
 ) -> str:
     """``text`` with every secret of ``config`` replaced by the mask.
 
@@ -133,8 +123,8 @@ def redact(
     text, whether or not it comes from the config.
     """
     text = str(text)
-    fields = tuple(secret_fields) + _secret_fields(kind)
-    for secret in sorted(secret_values(config, secret_fields=fields), key=len)[::-1]:
+    secrets = secret_values(config, secret_fields=tuple(secret_fields))
+    for secret in sorted(secrets, key=len)[::-1]:
         if len(secret) >= _MIN_SUBSTRING_SECRET:
             text = text.replace(secret, MASK)
         else:
@@ -158,15 +148,18 @@ def _mask(value: Any, secret_fields: tuple[str, ...], depth: int) -> Any:
     return value
 
 
-def mask_config(kind: str | None, config: Mapping[str, Any] | None) -> dict:
+def mask_config(
+    config: Mapping[str, Any] | None, *, secret_fields: tuple[str, ...] = ()
+) -> dict:
     """A copy of ``config`` fit to show: every secret replaced by ``MASK``.
 
-    ``kind`` names the connector whose ``secret_fields`` apply; an unknown
-    kind still masks keys that look secret and URL passwords.
+    ``secret_fields`` are the connector class's declared secret keys (see
+    ``connectors.registry.connector_secret_fields``); without them, keys
+    that look secret and URL passwords are still masked.
     """
     if not isinstance(config, Mapping):
         return config  # type: ignore[return-value]
-    return _mask(config, _secret_fields(kind), 0)
+    return _mask(config, tuple(secret_fields), 0)
 
 
 def _unmask(submitted: Any, stored: Any) -> Any:

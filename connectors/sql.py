@@ -1,5 +1,6 @@
 """The SQL connector: rows of a read query on a PostgreSQL database."""
 
+import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -7,19 +8,33 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from django.utils.translation import gettext_lazy as _
 from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from .base import BadRow, BaseConnector, Row
-from .exceptions import PermanentSourceError, SourceError, TransientSourceError
+from .exceptions import (
+    ConnectorConfigError,
+    PermanentSourceError,
+    SourceError,
+    TransientSourceError,
+)
 from .options import OptionErrors, merge_options
-from .secrets import mask_url
+from .secrets import url_password
+
+logger = logging.getLogger(__name__)
 
 DEFAULTS = {
     "connect_timeout": 10,
     "statement_timeout_ms": 300_000,
     "itersize": 2000,
 }
+
+DEFAULT_EXPORT_TIMEOUT_MS = 6 * 3600 * 1000
+
+# A statement cancelled: by statement_timeout (permanent: it would time out
+# again) or by an operator or shutdown (transient, with the rest of class 57).
+QUERY_CANCELED = "57014"
 
 # SQLSTATE classes worth retrying: connection exceptions, insufficient
 # resources, operator intervention (57014 is a statement timeout, 57P01 an
@@ -33,6 +48,19 @@ PERMANENT_CONNECT_ERRORS = re.compile(
     r"does not exist|authentication failed|no pg_hba\.conf entry"
     r"|password|permission denied|invalid|unsupported|not permitted",
     re.IGNORECASE,
+)
+
+# What the server says when a query is not one read statement, and what it
+# means for an operator.
+REFUSED_QUERY_MESSAGES = (
+    (
+        "cannot insert multiple commands into a prepared statement",
+        "Give a single statement: the query holds more than one",
+    ),
+    (
+        "must not contain data-modifying statements in WITH",
+        "A read query may not write: its WITH holds INSERT, UPDATE, DELETE or MERGE",
+    ),
 )
 
 READ_STATEMENTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
@@ -102,8 +130,12 @@ def _code_only(sql: str) -> str:
 def check_query(query: Any) -> str | None:
     """Why ``query`` cannot be imported, or None for a single read statement.
 
-    This catches obvious mistakes early, with a clear message; the READ
-    ONLY transaction the query runs in is what really prevents writes.
+    This catches obvious mistakes early, when the connector or project is
+    saved, with a clear message. It only reads the query; it never rewrites
+    it. The database is what really enforces "one read statement": the
+    query is declared as a cursor over the extended protocol (one statement,
+    a SELECT, VALUES, TABLE or WITH without data-modifying parts) in a READ
+    ONLY transaction.
     """
     if not isinstance(query, str) or not query.strip():
         return "Required: a SELECT (or WITH ... SELECT) query."
@@ -133,11 +165,56 @@ def check_query(query: Any) -> str | None:
 
 
 def strip_query(query: str) -> str:
-    """The query without trailing semicolons, which DECLARE refuses."""
-    code = _code_only(query).rstrip()
-    while code.endswith(";"):
-        code = code[:-1].rstrip()
-    return query[: len(code)]
+    """The query as written, without trailing spaces and semicolons.
+
+    Nothing else is touched: the query reaches the server exactly as the
+    operator wrote it. A ``;`` can be dropped safely only when it is the
+    last non-space character (inside a literal or a quoted name it would
+    not be last; at the end of a ``--`` comment it means nothing).
+    DECLARE and a subquery refuse a trailing semicolon.
+    """
+    text = query.rstrip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+#: Roles whose members can read or write the server's files, run programs
+#: on it or signal other sessions: no read-only import needs them.
+PRIVILEGED_ROLES = (
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+    "pg_signal_backend",
+)
+
+
+def role_privileges(connection: psycopg.Connection) -> tuple[str, list[str]]:
+    """The session's role and what makes it privileged (empty: nothing).
+
+    A superuser is "superuser" (it is a member of every role anyway);
+    otherwise "member of <role>" for each of ``PRIVILEGED_ROLES``.
+    """
+    row = connection.execute(
+        "SELECT current_user::text, r.rolsuper, ARRAY(SELECT m FROM "
+        "unnest(%s::text[]) m WHERE pg_has_role(current_user, m, 'MEMBER')) "
+        "FROM pg_roles r WHERE r.rolname = current_user",
+        [list(PRIVILEGED_ROLES)],
+    ).fetchone()
+    role, superuser, memberships = row
+    if superuser:
+        return role, ["superuser"]
+    return role, [f"member of {name}" for name in memberships]
+
+
+def privileged_role_message(role: str, privileges: list[str]) -> str:
+    return (
+        f"The SQL source role {role!r} is {' and '.join(privileges)}: a READ "
+        f"ONLY transaction does not stop such a role from reading or writing "
+        f"the server's files or running programs. Give the connector a role "
+        f"with only CONNECT, USAGE and SELECT grants, or set "
+        f'"allow_privileged_role": true in its config to accept the risk.'
+    )
 
 
 class SqlConnector(BaseConnector):
@@ -145,8 +222,12 @@ class SqlConnector(BaseConnector):
 
     Config: ``url`` (``postgresql://user:password@host:port/db``; the
     password may instead be given in the secret field ``password``),
-    ``connect_timeout`` (10 s), ``statement_timeout_ms`` (300000) and
-    ``itersize`` (rows fetched per round trip, 2000). Source: ``query``, a
+    ``connect_timeout`` (10 s), ``statement_timeout_ms`` (300000: the
+    server cancels any statement running longer, each fetch of the cursor
+    and, when set explicitly, the COPY export), ``export_timeout_ms`` (the
+    COPY export's own limit; six hours unless either is set) and
+    ``itersize`` (rows fetched per round trip, 2000). A query cancelled by
+    its timeout fails permanently, naming the limit. Source: ``query``, a
     single SELECT or WITH statement, with optional ``params`` (a list for
     ``%s`` placeholders or an object for ``%(name)s``; with params, a literal
     ``%`` is written ``%%``).
@@ -155,10 +236,14 @@ class SqlConnector(BaseConnector):
     through a server-side cursor, so that memory does not grow with the
     result. Rows are dicts keyed by column name; values stay Python values
     (Decimal, date, UUID...; bytea becomes its ``\\x...`` text). Give the
-    connector a role that can only read: the transaction is the second line.
+    connector a role that can only read: a superuser or a member of
+    ``PRIVILEGED_ROLES`` is refused unless the config sets
+    ``allow_privileged_role`` (a project's source cannot). A project may not
+    change the ``url`` of a connector that holds a password.
     """
 
     kind = "sql"
+    verbose_name = _("SQL database")
     secret_fields = ("password",)
     supports_stage_lines = True
 
@@ -167,6 +252,13 @@ class SqlConnector(BaseConnector):
         self.options = {**DEFAULTS, **self.config, **self.source}
         self._connection: psycopg.Connection | None = None
         self._cursor = None
+        #: ``(role, privileges)`` after ``open()`` when the connector's role
+        #: is privileged and ``allow_privileged_role`` let it through.
+        self.privileged_role: tuple[str, list[str]] | None = None
+        self._timeout: tuple[str, int] = (
+            "statement_timeout_ms",
+            self.options["statement_timeout_ms"],
+        )
 
     @classmethod
     def validate(
@@ -191,8 +283,30 @@ class SqlConnector(BaseConnector):
                 elif not parts.path.strip("/"):
                     errors.add("url", "Must name the database: .../dbname.")
         errors.string("password")
+        errors.boolean("allow_privileged_role")
+        if isinstance(source, Mapping) and "allow_privileged_role" in source:
+            errors.add(
+                "allow_privileged_role",
+                "Only the connector's config may allow a privileged role.",
+            )
+        if source is not None and isinstance(source, Mapping):
+            own = (config or {}).get("url")
+            if (
+                "url" in source
+                and source["url"] != own
+                and ((config or {}).get("password") or url_password(own))
+            ):
+                # The connector's password would log in wherever the
+                # project's URL points.
+                errors.add(
+                    "url",
+                    "A project may not change the connection of a connector "
+                    "that holds credentials; use a connector of its own for "
+                    "another database.",
+                )
         errors.positive_number("connect_timeout")
         errors.positive_int("statement_timeout_ms")
+        errors.positive_int("export_timeout_ms")
         errors.positive_int("itersize")
         if source is not None or "query" in options:
             problem = check_query(options.get("query"))
@@ -203,21 +317,27 @@ class SqlConnector(BaseConnector):
             errors.add("params", "Must be a list or a JSON object.")
         errors.raise_if_any()
 
-    def describe(self) -> str:
-        return self.redact(f"sql {mask_url(str(self.options.get('url')))}")
+    @classmethod
+    def _connect(cls, options: Mapping[str, Any]) -> psycopg.Connection:
+        """A read-only connection with the session's statement timeout.
+
+        Raises:
+            psycopg.Error: connecting or preparing the session failed.
+        """
+        kwargs: dict[str, Any] = {
+            "connect_timeout": max(2, round(options["connect_timeout"])),
+            "application_name": "importhub",
+        }
+        if options.get("password"):
+            kwargs["password"] = options["password"]
+        return psycopg.connect(options["url"], **kwargs)
 
     def open(self) -> None:
         if self._connection is not None:
             return
         self.validate(config=self.config, source=self.source)
-        kwargs: dict[str, Any] = {
-            "connect_timeout": max(2, round(self.options["connect_timeout"])),
-            "application_name": "importhub",
-        }
-        if self.options.get("password"):
-            kwargs["password"] = self.options["password"]
         try:
-            connection = psycopg.connect(self.options["url"], **kwargs)
+            connection = self._connect(self.options)
         except psycopg.Error as exc:
             # ``from None``: the driver's exception may carry connection
             # parameters; its message, redacted, is all an operator needs.
@@ -225,14 +345,49 @@ class SqlConnector(BaseConnector):
         try:
             connection.read_only = True
             connection.adapters.register_loader("bytea", TextLoader)
-            connection.execute(
-                "SELECT set_config('statement_timeout', %s, true)",
-                [str(self.options["statement_timeout_ms"])],
-            )
+            self._set_timeout(connection, "statement_timeout_ms")
+            role, privileges = role_privileges(connection)
         except psycopg.Error as exc:
             connection.close()
             raise self._translate(exc, "Preparing the SQL source failed") from None
+        if privileges:
+            if not self.config.get("allow_privileged_role"):
+                connection.close()
+                raise PermanentSourceError(privileged_role_message(role, privileges))
+            # Allowed by the connector's config: said on every run, and
+            # left on the instance for the caller's audit trail.
+            logger.warning(
+                "SQL source role %s is %s; allowed by allow_privileged_role",
+                role,
+                ", ".join(privileges),
+            )
+        self.privileged_role = (role, privileges) if privileges else None
         self._connection = connection
+
+    @classmethod
+    def check_live(cls, *, config: Mapping[str, Any]) -> None:
+        """Refuse a privileged source role when the source can be reached.
+
+        Called when a connector is saved in the admin; a source that cannot
+        be reached from there passes (``open()`` checks again each run).
+
+        Raises:
+            ConnectorConfigError: the role is privileged and the config does
+                not set ``allow_privileged_role``.
+        """
+        options = {**DEFAULTS, **config}
+        if config.get("allow_privileged_role") or not options.get("url"):
+            return
+        options["connect_timeout"] = min(options["connect_timeout"], 3)
+        try:
+            with cls._connect(options) as connection:
+                role, privileges = role_privileges(connection)
+        except psycopg.Error:
+            return
+        if privileges:
+            raise ConnectorConfigError(
+                {"url": [privileged_role_message(role, privileges)]}
+            )
 
     def close(self) -> None:
         cursor, self._cursor = self._cursor, None
@@ -245,17 +400,35 @@ class SqlConnector(BaseConnector):
         if cursor is not None:
             cursor.close()
 
+    def _declare(self, query: str, params: Any) -> psycopg.ServerCursor:
+        """A server-side cursor over the query, exactly as written.
+
+        ``DECLARE`` is sent over the extended protocol, whose Parse message
+        holds one statement only ("cannot insert multiple commands into a
+        prepared statement"), and PostgreSQL accepts only a SELECT, VALUES,
+        TABLE or a WITH query without INSERT/UPDATE/DELETE/MERGE parts
+        there. So the server itself refuses anything but one read query,
+        whatever the text check missed.
+
+        Raises:
+            psycopg.Error: the server refused the query.
+        """
+        cursor = self._connection.cursor(name=f"importhub_{uuid.uuid4().hex[:12]}")
+        try:
+            cursor.execute(query, params)
+        except psycopg.Error:
+            cursor.close()
+            raise
+        return cursor
+
     def iter_records(self) -> Iterator[Row | BadRow]:
         if self._connection is None:
             self.open()
         query = strip_query(self.options["query"])
         params = self.options.get("params")
         try:
-            self._cursor = cursor = self._connection.cursor(
-                name=f"importhub_{uuid.uuid4().hex[:12]}"
-            )
+            self._cursor = cursor = self._declare(query, params)
             cursor.itersize = self.options["itersize"]
-            cursor.execute(query, params)
             names = [column.name for column in cursor.description or ()]
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
@@ -276,8 +449,11 @@ class SqlConnector(BaseConnector):
         The source database turns each row into jsonb, its key and checksum
         while streaming, on its own core; the worker only relays the bytes.
         Numbers stay JSON numbers, dates and times become ISO strings.
-        The export is one statement, so ``export_timeout_ms`` (default: six
-        hours) bounds it instead of ``statement_timeout_ms``.
+        The export is one statement that lasts as long as the whole read,
+        so its limit is ``export_timeout_ms`` when given, else
+        ``statement_timeout_ms`` when the config or source sets it, else six
+        hours (``statement_timeout_ms``'s default of five minutes is meant
+        for one fetch, not for a whole export).
         """
         if self._connection is None:
             self.open()
@@ -294,15 +470,18 @@ class SqlConnector(BaseConnector):
             key = sql.SQL(" || E'\\x1f' || ").join(parts)
         else:
             key = sql.SQL("md5(j.t)")
+        # The newline ends a trailing "--" comment of the query.
         statement = sql.SQL(
             "COPY (SELECT row_number() OVER (), {key}, j.t, md5(j.t) "
-            "FROM ({query}) q, LATERAL (SELECT to_jsonb(q)::text AS t) j) TO STDOUT"
+            "FROM ({query}\n) q, LATERAL (SELECT to_jsonb(q)::text AS t) j) "
+            "TO STDOUT"
         ).format(key=key, query=sql.SQL(query))
-        timeout = self.options.get("export_timeout_ms", 6 * 3600 * 1000)
         try:
-            self._connection.execute(
-                "SELECT set_config('statement_timeout', %s, true)", [str(timeout)]
-            )
+            # COPY may go over the simple protocol, where a query that
+            # closed the parenthesis could append statements: declare it
+            # alone first, so the server checks it is one read query.
+            self._declare(query, params).close()
+            self._set_timeout(self._connection, self._export_timeout_name())
             cursor = self._connection.cursor()
             with cursor.copy(statement, params) as copy:
                 batch: list[bytes] = []
@@ -316,12 +495,47 @@ class SqlConnector(BaseConnector):
         except psycopg.Error as exc:
             raise self._translate(exc, "The SQL query failed") from None
 
+    def _export_timeout_name(self) -> str:
+        given = {**self.config, **self.source}
+        if "export_timeout_ms" in given:
+            return "export_timeout_ms"
+        if "statement_timeout_ms" in given:
+            return "statement_timeout_ms"
+        return "default export timeout"
+
+    def _set_timeout(self, connection: psycopg.Connection, name: str) -> None:
+        """Set the session's ``statement_timeout`` from the option ``name``.
+
+        A session setting (``is_local`` false, like ``SET``), so it holds
+        for every statement that follows on the connection: the DECLARE,
+        each FETCH of the server-side cursor, and the COPY. Remembered to
+        name the limit when the server cancels a statement.
+        """
+        milliseconds = self.options.get(name, DEFAULT_EXPORT_TIMEOUT_MS)
+        connection.execute(
+            "SELECT set_config('statement_timeout', %s, false)", [str(milliseconds)]
+        )
+        self._timeout = (name, milliseconds)
+
     def _translate(self, exc: psycopg.Error, context: str) -> SourceError:
         """A classified, redacted error from a driver exception."""
         sqlstate = getattr(exc, "sqlstate", None)
         diag = getattr(exc, "diag", None)
         message = (diag.message_primary if diag else None) or str(exc)
         message = " ".join(message.split())[:500]
+        if sqlstate == QUERY_CANCELED and "statement timeout" in message:
+            # A query that ran out of time will run out of time again:
+            # retrying only loads the source once more.
+            name, milliseconds = self._timeout
+            return PermanentSourceError(
+                f"{context}: the query ran longer than {name} ({milliseconds} ms) "
+                f"and the server cancelled it (SQLSTATE {sqlstate}). Make the "
+                f"query faster or raise {name}."
+            )
+        for pattern, explanation in REFUSED_QUERY_MESSAGES:
+            if pattern in message:
+                message = f"{explanation} ({message})"
+                break
         text = self.redact(f"{context}: {message}")
         if sqlstate:
             text = f"{text} (SQLSTATE {sqlstate})"

@@ -7,13 +7,18 @@ made with ``http.client`` and follow a few redirects by themselves.
 
 import email.utils
 import http.client
+import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from django.conf import settings
+
+from .addresses import AddressRefused, AllowList, resolve_checked
 from .exceptions import PermanentSourceError, TransientSourceError
+from .secrets import is_secret_key
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
@@ -45,6 +50,37 @@ def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = 443 if parts.scheme == "https" else 80
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def split_headers(
+    headers: Mapping[str, str] | None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``(public, private)``: headers whose names look secret are private.
+
+    Private headers (``Authorization``, ``X-Api-Key``...) go to the
+    credentials' origin only, like an ``auth_token``.
+    """
+    public, private = {}, {}
+    for name, value in (headers or {}).items():
+        (private if is_secret_key(name) else public)[name] = value
+    return public, private
+
+
+def _connector_to(addresses: list[str]) -> Callable:
+    """A ``create_connection`` that tries ``addresses`` in turn, not a name."""
+
+    def create_connection(address, timeout=None, source_address=None):
+        error: OSError | None = None
+        for ip in addresses:
+            try:
+                return socket.create_connection(
+                    (ip, address[1]), timeout, source_address
+                )
+            except OSError as exc:
+                error = exc
+        raise error or OSError("no address to connect to")
+
+    return create_connection
 
 
 def describe_error(exc: BaseException) -> str:
@@ -99,6 +135,7 @@ def http_get(
     timeout_connect: float = 10.0,
     timeout_read: float = 30.0,
     redact: Callable[[str], str] = str,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> HttpResponse:
     """GET ``url``, following redirects; a response with a 2xx status.
 
@@ -106,12 +143,20 @@ def http_get(
     ``private_origin`` (default: ``url``), never to another host that a
     redirect or a next link leads to. Messages pass through ``redact``.
 
+    Every host, the first and each a redirect leads to, is resolved once
+    and reached only at addresses ``connectors.addresses`` allows
+    (``allowed_hosts``, default: the ``IMPORTHUB_HTTP_ALLOWED_HOSTS``
+    setting).
+
     Raises:
         TransientSourceError: connection failures, timeouts, 429 and 5xx,
             with ``retry_after`` from a ``Retry-After`` header.
         PermanentSourceError: other 4xx, a bad certificate, too many
-            redirects, an unexpected status.
+            redirects, an unexpected status, an address not allowed.
     """
+    if allowed_hosts is None:
+        allowed_hosts = settings.IMPORTHUB_HTTP_ALLOWED_HOSTS
+    allowed = AllowList(allowed_hosts)
     first_origin = origin(private_origin or url)
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
@@ -122,6 +167,15 @@ def http_get(
         if origin(url) == first_origin:
             send.update(private_headers or {})
         send.setdefault("User-Agent", "importhub")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = resolve_checked(parts.hostname, port, allowed=allowed)
+        except AddressRefused as exc:
+            raise PermanentSourceError(redact(f"GET {shown}: refused: {exc}"))
+        except OSError as exc:
+            raise TransientSourceError(
+                redact(f"GET {shown} failed: {parts.hostname}: {describe_error(exc)}")
+            )
         if parts.scheme == "https":
             connection = http.client.HTTPSConnection(
                 parts.hostname,
@@ -133,6 +187,10 @@ def http_get(
             connection = http.client.HTTPConnection(
                 parts.hostname, parts.port, timeout=timeout_connect
             )
+        # The connection goes to the checked addresses, never to the name
+        # again; Host and, for https, SNI and the certificate check still
+        # use the name (http.client takes them from ``connection.host``).
+        connection._create_connection = _connector_to(addresses)
         target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
         try:
             connection.connect()

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from .base import BaseConnector
 from .exceptions import ConnectorConfigError
 from .registry import get_connector_class
 from .secrets import redact
@@ -26,6 +27,21 @@ def config_error_messages(
     return messages
 
 
+def connector_kind_validate(kind: str) -> type[BaseConnector]:
+    """The connector class of a kind the registry knows.
+
+    Raises:
+        ValidationError: ``{"kind": [...]}`` for an unknown kind or a class
+            that cannot be imported.
+    """
+    try:
+        return get_connector_class(kind)
+    except ConnectorConfigError as exc:
+        # Shown on the kind field itself: no "kind: " prefix.
+        messages = [m for field_messages in exc.errors.values() for m in field_messages]
+        raise ValidationError({"kind": messages})
+
+
 def connector_config_validate(*, kind: str, config: Any) -> None:
     """Check a connector's shared config for its kind.
 
@@ -33,14 +49,27 @@ def connector_config_validate(*, kind: str, config: Any) -> None:
         ValidationError: ``{"kind": [...]}`` for an unknown kind, or
             ``{"config": [...]}`` naming each invalid key.
     """
-    try:
-        connector_class = get_connector_class(kind)
-    except ConnectorConfigError as exc:
-        raise ValidationError({"kind": config_error_messages(exc)})
+    connector_class = connector_kind_validate(kind)
     try:
         connector_class.validate(config=config)
     except ConnectorConfigError as exc:
         config = config if isinstance(config, Mapping) else None
+        raise ValidationError({"config": config_error_messages(exc, config=config)})
+
+
+def connector_live_validate(*, kind: str, config: Mapping[str, Any]) -> None:
+    """Check a valid config against the live source, where it can be reached.
+
+    For the admin form (saving a connector), not for the guard: it may open
+    a connection to the source (see ``BaseConnector.check_live``).
+
+    Raises:
+        ValidationError: ``{"config": [...]}`` naming each problem.
+    """
+    connector_class = connector_kind_validate(kind)
+    try:
+        connector_class.check_live(config=config)
+    except ConnectorConfigError as exc:
         raise ValidationError({"config": config_error_messages(exc, config=config)})
 
 

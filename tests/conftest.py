@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+# A CSV file that does not exist, inside the CSV roots of the test settings.
+MISSING_CSV = os.path.join(tempfile.gettempdir(), "importhub-missing", "test.csv")
 ARTIFACTS = ROOT / "artifacts"
 
 
@@ -85,7 +88,7 @@ def make_connector(db):
 
     def make(**fields) -> Connector:
         fields.setdefault("name", f"connector-{uuid.uuid4().hex[:8]}")
-        fields.setdefault("kind", Connector.Kind.CSV)
+        fields.setdefault("kind", "csv")
         return Connector.objects.create(**fields)
 
     return make
@@ -101,7 +104,8 @@ def make_project(db, make_connector):
         fields.setdefault("name", f"project-{uuid.uuid4().hex[:8]}")
         fields.setdefault("key_fields", ["id"])
         # A valid source by default; tests that import data pass their own.
-        fields.setdefault("source", {"path": "/nonexistent/importhub-test.csv"})
+        # (Under the temp folder, one of the test settings' CSV roots.)
+        fields.setdefault("source", {"path": MISSING_CSV})
         return Project.objects.create(**fields)
 
     return make
@@ -126,8 +130,12 @@ def write_csv(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sql_source_url():
-    """A PostgreSQL database of the module's own, dropped afterwards."""
+def sql_admin_url():
+    """A PostgreSQL database of the module's own, as its owner (a superuser).
+
+    Dropped afterwards. Tests set up tables through ``sql_execute``; the
+    connectors read it through ``sql_source_url``, as an unprivileged role.
+    """
     import psycopg
     from django.conf import settings
 
@@ -145,12 +153,51 @@ def sql_source_url():
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def sql_execute(sql_source_url):
-    """Run statements on the source database, outside any connector."""
+@pytest.fixture(scope="module")
+def sql_source_url(sql_admin_url):
+    """The module's source database as a role that may only read it.
+
+    A login role of its own with CONNECT on the database, USAGE on the
+    schema and SELECT on its tables (now and later, by default privileges):
+    the grants README asks of a source role. Dropped afterwards.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
     import psycopg
 
-    connection = psycopg.connect(sql_source_url, autocommit=True)
+    role = f"importhub_reader_{uuid.uuid4().hex[:10]}"
+    parts = urlsplit(sql_admin_url)
+    database = parts.path.lstrip("/")
+    owner = parts.username
+    with psycopg.connect(sql_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+        admin.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+        admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+        admin.execute(
+            f'ALTER DEFAULT PRIVILEGES FOR ROLE "{owner}" IN SCHEMA public '
+            f'GRANT SELECT ON TABLES TO "{role}"'
+        )
+    netloc = f"{role}@{parts.hostname}:{parts.port or 5432}"
+    try:
+        yield urlunsplit(parts._replace(netloc=netloc))
+    finally:
+        with psycopg.connect(sql_admin_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = %s",
+                [role],
+            )
+            admin.execute(f'DROP OWNED BY "{role}"')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.fixture
+def sql_execute(sql_admin_url):
+    """Run statements on the source database as its owner, outside any connector."""
+    import psycopg
+
+    connection = psycopg.connect(sql_admin_url, autocommit=True)
 
     def execute(statement, params=None):
         cursor = connection.execute(statement, params)

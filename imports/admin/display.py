@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from connectors.registry import connector_secret_fields
 from connectors.secrets import mask_config
 from imports.models import ImportRun
 from imports.services.dashboard import ErrorStage
@@ -256,5 +257,9 @@ def masked_json(kind: str | None, value) -> SafeString:
     """A connector config or project source as JSON, its secrets masked."""
     return format_html(
         "<pre>{}</pre>",
-        json.dumps(mask_config(kind, value), indent=2, ensure_ascii=False),
+        json.dumps(
+            mask_config(value, secret_fields=connector_secret_fields(kind)),
+            indent=2,
+            ensure_ascii=False,
+        ),
     )

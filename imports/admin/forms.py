@@ -3,6 +3,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from connectors.registry import connector_secret_fields
 from connectors.secrets import MASK, mask_config, masked_paths, unmask_config
 from imports.models import Project
 
@@ -36,7 +37,8 @@ class ProjectAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["source"] = mask_config(
-                self.instance.connector.kind, self.instance.source
+                self.instance.source,
+                secret_fields=connector_secret_fields(self.instance.connector.kind),
             )
         field = self.fields.get("source")
         if field is not None:

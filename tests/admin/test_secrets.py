@@ -28,7 +28,7 @@ def assert_no_secret(html: str) -> None:
 @pytest.fixture
 def sql_connector(make_connector):
     return make_connector(
-        kind=Connector.Kind.SQL,
+        kind="sql",
         config={
             "url": f"postgresql://reader:{URL_PASSWORD}@db.example.com:5432/sales",
             "password": PASSWORD,

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from connectors.base import BaseConnector
 from connectors.forms import ConnectorAdminForm
 from connectors.models import Connector
 from connectors.secrets import MASK
@@ -200,3 +201,145 @@ class TestConnectorSourceValidate:
         assert caught.value.message_dict["source"] == [
             "Must be a JSON object, not list."
         ]
+
+
+class FakeConnector(BaseConnector):
+    """A third-party kind, registered through the setting."""
+
+    kind = "fake_api"
+    verbose_name = "Fake API of a plug-in"
+
+    def iter_records(self):
+        yield {"id": 1}
+
+
+@pytest.fixture
+def fake_kind(settings):
+    settings.IMPORTHUB_CONNECTORS = {"fake_api": f"{__name__}.FakeConnector"}
+
+
+class TestKindChoices:
+    def test_the_kinds_are_the_registry_s(self):
+        """The kind field offers the built-in kinds under their labels."""
+        choices = dict(ConnectorAdminForm().fields["kind"].choices)
+        assert choices["sql"] == "SQL database"
+        assert choices["csv"] == "CSV file or URL"
+        assert "fake_api" not in choices
+
+    def test_a_plugin_kind_is_chosen_in_the_admin_form(self, fake_kind):
+        """A kind from ``IMPORTHUB_CONNECTORS`` can be chosen and saved."""
+        choices = dict(ConnectorAdminForm().fields["kind"].choices)
+        assert choices["fake_api"] == "Fake API of a plug-in"
+        form = ConnectorAdminForm(data=form_data(kind="fake_api", config="{}"))
+        assert form.is_valid(), form.errors
+        assert form.save().kind == "fake_api"
+
+    def test_a_plugin_kind_is_chosen_on_the_admin_page(self, admin_client, fake_kind):
+        """The admin's add page lists the plug-in's kind and saves it."""
+        url = reverse("admin:connectors_connector_add")
+        assert "Fake API of a plug-in" in admin_client.get(url).content.decode()
+        response = admin_client.post(url, form_data(kind="fake_api", config="{}"))
+        assert response.status_code == 302
+        assert Connector.objects.get(name="warehouse").kind == "fake_api"
+
+    def test_an_unknown_kind_is_refused(self):
+        """A kind nobody registered is not a choice."""
+        form = ConnectorAdminForm(data=form_data(kind="ftp", config="{}"))
+        assert not form.is_valid()
+        assert list(form.errors) == ["kind"]
+        assert len(form.errors["kind"]) == 1
+
+    def test_a_stored_kind_no_longer_installed_is_shown_and_refused(
+        self, make_connector
+    ):
+        """A connector whose plug-in is gone keeps its kind on the page."""
+        connector = make_connector(kind="gone_kind", config={})
+        form = ConnectorAdminForm(instance=connector)
+        assert dict(form.fields["kind"].choices)["gone_kind"] == (
+            "gone_kind (not installed)"
+        )
+        form = ConnectorAdminForm(
+            instance=connector, data=form_data(kind="gone_kind", config="{}")
+        )
+        assert not form.is_valid()
+        assert form.errors["kind"] == ["No connector for kind 'gone_kind'."]
+
+
+class TestConnectorModelClean:
+    def test_full_clean_refuses_an_unknown_kind(self):
+        """The model checks its kind against the registry, not field choices."""
+        connector = Connector(name="x", kind="ftp")
+        with pytest.raises(ValidationError) as caught:
+            connector.full_clean()
+        assert caught.value.message_dict == {"kind": ["No connector for kind 'ftp'."]}
+
+    def test_full_clean_accepts_a_plugin_kind(self, fake_kind):
+        """A kind registered by the setting is a valid kind."""
+        Connector(name="x", kind="fake_api").full_clean()
+
+
+class TestOneValidation:
+    """``Connector.full_clean()`` refuses what the admin form refuses."""
+
+    @pytest.mark.parametrize(
+        ("kind", "config", "field", "message"),
+        [
+            ("sql", {"url": "mysql://u@h/db"}, "config", "Must be a postgresql://"),
+            (
+                "http_json",
+                {"url": "https://user:pw@api.example.invalid/"},
+                "config",
+                "Must not hold credentials",
+            ),
+            ("csv", ["a", "list"], "config", "Must be a JSON object, not list."),
+            ("ftp", {}, "kind", "No connector for kind 'ftp'."),
+        ],
+    )
+    def test_full_clean_and_the_form_agree(self, kind, config, field, message):
+        """Both refuse, on the same field, with the same words, once."""
+        connector = Connector(name="x", kind=kind, config=config)
+        with pytest.raises(ValidationError) as caught:
+            connector.full_clean()
+        [model_message] = caught.value.message_dict[field]
+        assert message in model_message
+        form = ConnectorAdminForm(data=form_data(kind=kind, config=json.dumps(config)))
+        assert not form.is_valid()
+        if field == "kind" or not isinstance(config, dict):
+            assert form.errors[field]
+        else:
+            assert form.errors[field] == [model_message]
+
+    def test_an_unparsable_config_gets_one_error(self, make_connector):
+        """A config the form cannot read is not checked again as stored."""
+        connector = make_connector(kind="csv", config={})
+        form = ConnectorAdminForm(
+            instance=connector, data=form_data(kind="sql", config="{not json")
+        )
+        assert not form.is_valid()
+        assert len(form.errors["config"]) == 1
+
+    def test_a_valid_connector_passes_full_clean(self):
+        """A config its kind accepts raises nothing."""
+        Connector(name="x", kind="sql", config={"url": SQL_URL}).full_clean()
+
+
+class TestSourceValidation:
+    @pytest.mark.parametrize(
+        ("kind", "config", "source", "message"),
+        [
+            ("csv", {}, {}, "path: Required"),
+            ("sql", {"url": SQL_URL}, {"query": "DELETE FROM t"}, "not DELETE"),
+            ("sql", {"url": SQL_URL}, ["SELECT 1"], "Must be a JSON object"),
+            ("http_json", {}, "x", "Must be a JSON object"),
+            ("http_json", {}, {}, "url: Required"),
+        ],
+    )
+    def test_connector_source_validate_refuses(
+        self, make_connector, kind, config, source, message
+    ):
+        """Refusals arrive as ``{"source": [...]}`` for the project side."""
+        connector = make_connector(kind=kind, config=config)
+        with pytest.raises(ValidationError) as caught:
+            connector_source_validate(connector=connector, source=source)
+        assert message in " ".join(caught.value.message_dict["source"])
+        assert SECRET not in str(caught.value)

@@ -96,13 +96,13 @@ def test_keys_join_the_key_fields():
         key_builder([])
 
 
-def test_postgresql_reads_and_writes_the_same_lines(sql_execute, sql_source_url):
+def test_postgresql_reads_and_writes_the_same_lines(sql_execute, sql_admin_url):
     """COPY FROM reads encode_line's lines; COPY TO writes the same bytes."""
     sql_execute("DROP TABLE IF EXISTS lines")
     sql_execute("CREATE TABLE lines (seq bigint, key text, data text, checksum text)")
     rows = [(i, v, v, "c") for i, v in enumerate(AWKWARD, 1)] + [(99, None, "", "c")]
     lines = b"".join(encode_line(*row) for row in rows)
-    with psycopg.connect(sql_source_url, autocommit=True) as conn:
+    with psycopg.connect(sql_admin_url, autocommit=True) as conn:
         with conn.cursor().copy("COPY lines FROM STDIN") as copy:
             copy.write(lines)
         assert conn.execute("SELECT * FROM lines ORDER BY seq").fetchall() == rows

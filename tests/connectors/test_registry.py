@@ -6,10 +6,12 @@ from connectors.base import BaseConnector
 from connectors.csv import CsvConnector
 from connectors.exceptions import ConnectorConfigError
 from connectors.http_json import HttpJsonConnector
-from connectors.models import Connector
 from connectors.registry import (
     BUILTIN_CONNECTORS,
+    connector_choices,
+    connector_kinds,
     connector_paths,
+    connector_secret_fields,
     entry_point_paths,
     get_connector_class,
 )
@@ -18,14 +20,22 @@ from connectors.sql import SqlConnector
 
 class FakeConnector(BaseConnector):
     kind = "fake"
+    verbose_name = "Fake source"
+    secret_fields = ("api_secret_value",)
 
     def iter_records(self):
         yield {"id": 1}
 
 
-def test_every_model_kind_has_a_builtin_connector():
-    """Each kind an operator can choose resolves to its class."""
-    assert set(Connector.Kind.values) == set(BUILTIN_CONNECTORS)
+def test_every_builtin_kind_is_a_choice():
+    """Each built-in kind is offered, labelled, and resolves to its class."""
+    assert connector_kinds() == ["csv", "http_json", "sql"]
+    assert connector_choices() == [
+        ("csv", CsvConnector.verbose_name),
+        ("http_json", HttpJsonConnector.verbose_name),
+        ("sql", SqlConnector.verbose_name),
+    ]
+    assert set(BUILTIN_CONNECTORS) == set(connector_kinds())
     assert get_connector_class("csv") is CsvConnector
     assert get_connector_class("http_json") is HttpJsonConnector
     assert get_connector_class("sql") is SqlConnector
@@ -43,6 +53,16 @@ def test_a_dotted_path_in_settings_adds_a_kind(settings):
     settings.IMPORTHUB_CONNECTORS = {"fake": f"{__name__}.FakeConnector"}
     assert get_connector_class("fake") is FakeConnector
     assert connector_paths()["csv"] == BUILTIN_CONNECTORS["csv"]
+    assert ("fake", "Fake source") in connector_choices()
+    assert connector_secret_fields("fake") == ("api_secret_value",)
+
+
+def test_a_kind_that_does_not_import_is_still_listed(settings):
+    """A broken plug-in is offered under its kind, so choosing it says why."""
+    settings.IMPORTHUB_CONNECTORS = {"ghost": "no_such_package.Connector"}
+    assert ("ghost", "ghost") in connector_choices()
+    assert connector_secret_fields("ghost") == ()
+    assert connector_secret_fields(None) == ()
 
 
 def test_a_path_that_does_not_import_is_a_config_error(settings):

@@ -21,7 +21,7 @@ def test_mask_config_masks_declared_and_secret_looking_fields():
         "headers": {"X-Api-Key": "k-123456", "Accept": "text/csv"},
         "timeout_read": 5,
     }
-    assert mask_config("http_json", config) == {
+    assert mask_config(config, secret_fields=("auth_token",)) == {
         "url": "https://api.example.invalid/v1",
         "auth_token": MASK,
         "headers": {"X-Api-Key": MASK, "Accept": "text/csv"},
@@ -32,20 +32,25 @@ def test_mask_config_masks_declared_and_secret_looking_fields():
 def test_mask_config_masks_an_sql_url_password():
     """The password inside a connection URL is masked, the rest kept."""
     config = {"url": "postgresql://reader:s3cr%40t@db:5432/app", "password": "pw"}
-    assert mask_config("sql", config) == {
+    assert mask_config(config, secret_fields=("password",)) == {
         "url": f"postgresql://reader:{MASK}@db:5432/app",
         "password": MASK,
     }
 
 
-def test_mask_config_of_an_unknown_kind_still_masks_obvious_secrets():
-    """An unregistered kind masks what looks secret."""
-    assert mask_config("nope", {"password": "x", "n": 1}) == {"password": MASK, "n": 1}
+def test_mask_config_without_declared_fields_still_masks_obvious_secrets():
+    """With no declared fields (an unknown kind), what looks secret is masked."""
+    assert mask_config({"password": "x", "n": 1}) == {"password": MASK, "n": 1}
+    assert mask_config({"dsn_pass": "x"}, secret_fields=("dsn_pass",)) == {
+        "dsn_pass": MASK
+    }
 
 
 def test_empty_secrets_are_left_empty():
     """An empty secret shows as empty, so an operator sees it is unset."""
-    assert mask_config("sql", {"password": ""}) == {"password": ""}
+    assert mask_config({"password": ""}, secret_fields=("password",)) == {
+        "password": ""
+    }
 
 
 def test_unmask_config_restores_placeholders_only():
@@ -55,7 +60,7 @@ def test_unmask_config_restores_placeholders_only():
         "password": "old-pw",
         "headers": {"Authorization": TOKEN},
     }
-    submitted = mask_config("sql", stored)
+    submitted = mask_config(stored, secret_fields=("password",))
     submitted["headers"]["Authorization"] = "Bearer new"
     submitted["url"] = f"postgresql://reader:{MASK}@db2/app"
     assert unmask_config(submitted, stored) == {
@@ -77,7 +82,7 @@ def test_redact_removes_every_secret_and_its_encodings():
         "failed for p@ss-word and p%40ss-word; token abcdef0123456789 "
         f"header {TOKEN}; pw-000111; see postgresql://u:other-pass@h2/db"
     )
-    redacted = redact(text, config, kind="http_json")
+    redacted = redact(text, config, secret_fields=("auth_token",))
     for secret in ("p@ss-word", "p%40ss-word", "abcdef0123456789", "pw-000111"):
         assert secret not in redacted
     assert "other-pass" not in redacted

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from connectors.models import Connector
+from connectors.registry import connector_kinds
 from imports.exceptions import ImportRequestError
 from imports.management.base import (
     EXIT_BUSY,
@@ -36,7 +37,7 @@ FILTER_FIELDS = {
     "max_retries": "int",
     "connector": "int",
     "connector__name": "text",
-    "connector__kind": Connector.Kind,
+    "connector__kind": "kind",
     "connector__is_enabled": "bool",
 }
 _TRUE = {"1", "true", "yes", "on"}
@@ -57,6 +58,13 @@ def filter_value(field: str, raw: str):
         if raw.lower() in _FALSE:
             return False
         raise bad_arguments(f"--filter {field}={raw}: expected true or false.")
+    if kind == "kind":
+        kinds = connector_kinds()
+        if raw not in kinds:
+            raise bad_arguments(
+                f"--filter {field}={raw}: expected one of {', '.join(kinds)}."
+            )
+        return raw
     if raw not in kind.values:
         raise bad_arguments(
             f"--filter {field}={raw}: expected one of {', '.join(kind.values)}."

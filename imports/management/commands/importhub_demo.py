@@ -50,7 +50,7 @@ class Command(BaseCommand):
         connector, _ = Connector.objects.update_or_create(
             name="Демо: CSV-файлы",
             defaults={
-                "kind": Connector.Kind.CSV,
+                "kind": "csv",
                 "config": {"encoding": "utf-8"},
                 "max_concurrent_imports": 2,
             },

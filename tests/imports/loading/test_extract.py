@@ -12,16 +12,6 @@ from .helpers import counts, run_import
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class FileBadRow(BadRow):
-    """A bad row as a file connector gives it: with the line it starts on."""
-
-    __slots__ = ()
-
-    @property
-    def line(self) -> int:
-        return self.number
-
-
 @pytest.fixture
 def extraction(make_project):
     stage = Stage(990200)
@@ -36,7 +26,7 @@ def extraction(make_project):
 
 def test_a_bad_row_is_named_by_its_data_row_and_file_line(extraction):
     """Data rows count every record; a file connector's line is added."""
-    batch = [{"id": "1"}, FileBadRow(5, "expected 3 fields, found 2"), {"id": ""}]
+    batch = [{"id": "1"}, BadRow(5, "expected 3 fields, found 2", line=5), {"id": ""}]
     with pytest.raises(BadRowError) as failed:
         extraction().stage_rows(batch, 0)
     assert str(failed.value) == (
@@ -72,7 +62,10 @@ def test_bad_row_fails_the_run_and_names_the_row(make_project, write_csv):
     run = run_import(project)
     assert run.status == ImportRun.Status.FAILED
     assert run.error_class == "BadRowError"
-    assert run.error_message == "Row 2: expected 3 fields, found 2."
+    assert (
+        run.error_message
+        == "Line 3 of the file (data row 2): expected 3 fields, found 2."
+    )
     assert Record.objects.filter(project=project).count() == 0
 
 
@@ -86,7 +79,7 @@ def test_bad_rows_skipped_are_counted_and_sampled(make_project, write_csv):
     samples = run.events.get(kind=ImportRunEvent.Kind.REJECTED_ROWS).data["samples"]
     # Data rows, counted alike whoever found the row bad.
     assert samples == [
-        {"row": 2, "reason": "expected 3 fields, found 2"},
+        {"row": 2, "line": 3, "reason": "expected 3 fields, found 2"},
         {"row": 3, "reason": "missing key field(s) id"},
     ]
 
