@@ -9,7 +9,6 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
-from connectors.models import Connector
 from connectors.secrets import MASK
 
 pytestmark = pytest.mark.django_db(transaction=True)
