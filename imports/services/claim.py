@@ -133,7 +133,12 @@ def _start(
                 source=previous,
                 guards={"lock_token": run.lock_token},
                 actor=WORKER,
-                data={"fencing_token": fence, "attempt": run.attempt},
+                message=_start_message(connector),
+                data={
+                    "fencing_token": fence,
+                    "attempt": run.attempt,
+                    **_start_audit(connector),
+                },
                 started_at=now,
                 heartbeat_at=now,
                 fencing_token=fence,
@@ -161,6 +166,22 @@ def _start(
             run_slot_free(connector_id=connector.pk, token=run.lock_token)
         return None
     return Attempt(run=run, fence=fence, connector_id=connector.pk, lock=lock)
+
+
+def _start_audit(connector: Connector) -> dict:
+    """What the start records about risks the connector's owner accepted."""
+    if (connector.config or {}).get("allow_privileged_role") is True:
+        return {"privileged_role_allowed": True}
+    return {}
+
+
+def _start_message(connector: Connector) -> str:
+    if _start_audit(connector):
+        return _(
+            "Connector “%(name)s” allows a privileged database role "
+            "(allow_privileged_role); the source is read with it."
+        ) % {"name": connector.name}
+    return ""
 
 
 def _wait(run: ImportRun, previous: str, *, message: str) -> bool:

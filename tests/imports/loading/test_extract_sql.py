@@ -102,3 +102,33 @@ def test_bad_query_fails_with_the_database_message(sql_project):
     assert run.status == ImportRun.Status.FAILED
     assert run.error_class == "PermanentSourceError"
     assert "no_such_table" in run.error_message
+
+
+def test_a_privileged_role_allowed_by_the_connector_is_recorded(
+    make_connector, make_project, sql_admin_url, sql_execute
+):
+    """A superuser source is refused unless the connector allows it; when it
+    does, every run says so in its log (who accepted the risk is the
+    connector's history)."""
+    sql_execute("DROP TABLE IF EXISTS audited")
+    sql_execute("CREATE TABLE audited (id int)")
+    sql_execute("INSERT INTO audited VALUES (1)")
+    source = {"query": "SELECT id FROM audited"}
+    refused = make_project(
+        connector=make_connector(kind="sql", config={"url": sql_admin_url}),
+        source=source,
+    )
+    run = run_import(refused)
+    assert run.status == ImportRun.Status.FAILED
+    assert "allow_privileged_role" in run.error_message
+    allowed = make_project(
+        connector=make_connector(
+            kind="sql", config={"url": sql_admin_url, "allow_privileged_role": True}
+        ),
+        source=source,
+    )
+    run = run_import(allowed)
+    assert run.status == ImportRun.Status.SUCCEEDED, run.error_message
+    started = run.events.get(kind="started")
+    assert started.data["privileged_role_allowed"] is True
+    assert "allow_privileged_role" in started.message
