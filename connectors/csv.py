@@ -4,19 +4,16 @@ import codecs
 import csv
 import gzip
 import io
-import os
 import re
-import stat
 import zlib
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from .base import BadRow, BaseConnector, Row
+from .csv_files import GZIP_MAGIC, csv_file_open, peek, text_encoding
 from .exceptions import PermanentSourceError, SourceError, TransientSourceError
 from .options import OptionErrors, credentials_origin_check, merge_options
 from .transport import (
@@ -26,108 +23,6 @@ from .transport import (
     http_get,
     split_headers,
 )
-
-GZIP_MAGIC = b"\x1f\x8b"
-
-#: Byte order marks and the codec that reads past them.
-BYTE_ORDER_MARKS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-def _peek(stream, size: int) -> bytes:
-    """The first ``size`` bytes of a buffered stream, left unread."""
-    return stream.peek(size)[:size]
-
-
-def text_encoding(encoding: str, head: bytes) -> str:
-    """The codec to decode a file that starts with ``head``.
-
-    With a UTF-8 encoding (the default) a byte order mark decides: a UTF-8
-    one is dropped (``utf-8-sig``), a UTF-16 one means UTF-16. Any other
-    encoding is the operator's explicit choice and is kept.
-    """
-    if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig"):
-        return encoding
-    for mark, codec in BYTE_ORDER_MARKS:
-        if head.startswith(mark):
-            return codec
-    return encoding
-
-
-def csv_roots() -> list[Path]:
-    """The folders CSV files may be read from (``IMPORTHUB_CSV_ROOTS``)."""
-    return [Path(root).resolve() for root in settings.IMPORTHUB_CSV_ROOTS]
-
-
-def _outside(path: Path, roots: list[Path]) -> PermanentSourceError:
-    # The same words whether or not the file exists: an operator must not
-    # learn what lies outside the roots from this message.
-    allowed = ", ".join(str(root) for root in roots) or "none configured"
-    return PermanentSourceError(
-        f"The CSV path {path} is not inside the folders CSV files may be "
-        f"read from ({allowed}; see IMPORTHUB_CSV_ROOTS)."
-    )
-
-
-def _inside(path: Path, roots: list[Path]) -> bool:
-    return any(path.is_relative_to(root) for root in roots)
-
-
-def csv_path_resolve(path: str, *, roots: list[Path]) -> Path:
-    """The real path of a CSV file under one of ``roots``.
-
-    Symlinks and ``..`` are resolved before the check, so neither leads out
-    of the roots. A relative path is looked up under each root in turn.
-
-    Raises:
-        PermanentSourceError: the path is outside the roots (whether or not
-            it exists), or it is inside and does not exist.
-    """
-    given = Path(path)
-    candidates = [given] if given.is_absolute() else [root / given for root in roots]
-    missing = None
-    for candidate in candidates:
-        # Non-strict first: it resolves every symlink that exists and never
-        # fails, so the outside check says nothing about existence.
-        if not _inside(candidate.resolve(), roots):
-            continue
-        try:
-            real = candidate.resolve(strict=True)
-        except FileNotFoundError:
-            missing = missing or candidate
-            continue
-        except OSError as exc:
-            raise PermanentSourceError(
-                f"CSV file cannot be opened: {candidate}: {exc.strerror or exc}"
-            )
-        if _inside(real, roots):
-            return real
-    if missing is not None:
-        raise PermanentSourceError(f"CSV file not found: {missing}")
-    raise _outside(given, roots)
-
-
-def csv_file_check(fd: int, *, path: Path, roots: list[Path]) -> None:
-    """Check the file actually opened: a regular file, under the roots.
-
-    A folder on the way could have been swapped for a symlink between the
-    resolution and the open; on Linux ``/proc/self/fd`` names the file the
-    descriptor really refers to.
-
-    Raises:
-        PermanentSourceError: not a regular file, or not under the roots.
-    """
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        raise PermanentSourceError(f"CSV path {path} is not a regular file.")
-    try:
-        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
-    except OSError:
-        return
-    if not _inside(opened, roots):
-        raise _outside(path, roots)
 
 
 class CsvConnector(BaseConnector):
@@ -224,18 +119,18 @@ class CsvConnector(BaseConnector):
         if self.options.get("url"):
             raw, guessed_gzip = self._open_url()
         else:
-            raw, guessed_gzip = self._open_path()
+            raw, guessed_gzip = csv_file_open(self.options["path"])
         # GzipFile never closes the file it wraps: close() closes both.
         self._raw = raw
         try:
             stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
             use_gzip = self.options.get("gzip")
             if use_gzip is None:
-                use_gzip = guessed_gzip or _peek(stream, 2) == GZIP_MAGIC
+                use_gzip = guessed_gzip or peek(stream, 2) == GZIP_MAGIC
             if use_gzip:
                 stream = gzip.GzipFile(fileobj=stream, mode="rb")
             encoding = text_encoding(
-                self.options.get("encoding", "utf-8"), _peek(stream, 4)
+                self.options.get("encoding", "utf-8"), peek(stream, 4)
             )
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             self.close()
@@ -251,27 +146,6 @@ class CsvConnector(BaseConnector):
         self._file = io.TextIOWrapper(
             stream, encoding=encoding, errors=self._encoding_errors, newline=""
         )
-
-    def _open_path(self) -> tuple[Any, bool]:
-        path = csv_path_resolve(self.options["path"], roots=csv_roots())
-        # O_NONBLOCK: opening a named pipe must not wait for a writer; it
-        # is refused below, and a regular file ignores the flag.
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-        try:
-            fd = os.open(path, flags)
-        except FileNotFoundError:
-            raise PermanentSourceError(f"CSV file not found: {path}")
-        except OSError as exc:
-            raise PermanentSourceError(
-                f"CSV file cannot be opened: {path}: {exc.strerror or exc}"
-            )
-        try:
-            csv_file_check(fd, path=path, roots=csv_roots())
-        except PermanentSourceError:
-            os.close(fd)
-            raise
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), path.suffix == ".gz"
 
     def _open_url(self) -> tuple[Any, bool]:
         url = self.options["url"]

@@ -1,7 +1,6 @@
 """The SQL connector: rows of a read query on a PostgreSQL database."""
 
 import logging
-import re
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -13,14 +12,12 @@ from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from .base import BadRow, BaseConnector, Row
-from .exceptions import (
-    ConnectorConfigError,
-    PermanentSourceError,
-    SourceError,
-    TransientSourceError,
-)
+from .exceptions import ConnectorConfigError, PermanentSourceError, SourceError
 from .options import OptionErrors, merge_options
 from .secrets import url_password
+from .sql_errors import sql_error_translate
+from .sql_query import check_query, strip_query
+from .sql_roles import privileged_role_message, role_privileges
 
 logger = logging.getLogger(__name__)
 
@@ -31,190 +28,6 @@ DEFAULTS = {
 }
 
 DEFAULT_EXPORT_TIMEOUT_MS = 6 * 3600 * 1000
-
-# A statement cancelled: by statement_timeout (permanent: it would time out
-# again) or by an operator or shutdown (transient, with the rest of class 57).
-QUERY_CANCELED = "57014"
-
-# SQLSTATE classes worth retrying: connection exceptions, insufficient
-# resources, operator intervention (57014 is a statement timeout, 57P01 an
-# admin shutdown), system errors, and transaction rollbacks (serialization
-# failures, deadlocks).
-TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58", "40"})
-
-# libpq reports a refused login without a SQLSTATE; these messages mean that
-# retrying with the same settings cannot help.
-PERMANENT_CONNECT_ERRORS = re.compile(
-    r"does not exist|authentication failed|no pg_hba\.conf entry"
-    r"|password|permission denied|invalid|unsupported|not permitted",
-    re.IGNORECASE,
-)
-
-# What the server says when a query is not one read statement, and what it
-# means for an operator.
-REFUSED_QUERY_MESSAGES = (
-    (
-        "cannot insert multiple commands into a prepared statement",
-        "Give a single statement: the query holds more than one",
-    ),
-    (
-        "must not contain data-modifying statements in WITH",
-        "A read query may not write: its WITH holds INSERT, UPDATE, DELETE or MERGE",
-    ),
-)
-
-READ_STATEMENTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
-_WRITE_WORDS = re.compile(
-    r"\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|INTO)\b", re.IGNORECASE
-)
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
-
-
-def _code_only(sql: str) -> str:
-    """``sql`` with comments, string literals and quoted names blanked out.
-
-    The result has the same length, so positions in it are positions in
-    ``sql``.
-
-    Raises:
-        ValueError: a literal or a comment is not terminated.
-    """
-    out = []
-    i, n = 0, len(sql)
-    while i < n:
-        char = sql[i]
-        start = i
-        if sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end
-        elif sql.startswith("/*", i):
-            depth, i = 1, i + 2
-            while depth:
-                if i >= n:
-                    raise ValueError("a /* comment is not closed")
-                if sql.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif sql.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-        elif char in "'\"":
-            escapes = char == "'" and i > 0 and sql[i - 1] in "eE"
-            i += 1
-            while True:
-                if i >= n:
-                    raise ValueError("a quoted string or name is not closed")
-                if escapes and sql[i] == "\\":
-                    i += 2
-                elif sql[i] == char:
-                    if sql.startswith(char * 2, i):
-                        i += 2
-                    else:
-                        i += 1
-                        break
-                else:
-                    i += 1
-        elif char == "$" and (match := _DOLLAR_TAG.match(sql, i)):
-            end = sql.find(match.group(0), match.end())
-            if end < 0:
-                raise ValueError("a $-quoted string is not closed")
-            i = end + len(match.group(0))
-        else:
-            out.append(char)
-            i += 1
-            continue
-        out.append(" " * (i - start))
-    return "".join(out)
-
-
-def check_query(query: Any) -> str | None:
-    """Why ``query`` cannot be imported, or None for a single read statement.
-
-    This catches obvious mistakes early, when the connector or project is
-    saved, with a clear message. It only reads the query; it never rewrites
-    it. The database is what really enforces "one read statement": the
-    query is declared as a cursor over the extended protocol (one statement,
-    a SELECT, VALUES, TABLE or WITH without data-modifying parts) in a READ
-    ONLY transaction.
-    """
-    if not isinstance(query, str) or not query.strip():
-        return "Required: a SELECT (or WITH ... SELECT) query."
-    try:
-        code = _code_only(query)
-    except ValueError as exc:
-        return f"The query cannot be read: {exc}."
-    statements = [part for part in code.split(";") if part.strip()]
-    if not statements:
-        return "Required: a SELECT (or WITH ... SELECT) query."
-    if len(statements) > 1:
-        return f"Give a single statement; the query holds {len(statements)}."
-    first = re.match(r"[\s(]*([A-Za-z]+)", statements[0])
-    keyword = first.group(1).upper() if first else ""
-    if keyword not in READ_STATEMENTS:
-        return (
-            f"Only a read query (SELECT or WITH) can be imported, "
-            f"not {keyword or 'this statement'}."
-        )
-    write = _WRITE_WORDS.search(code)
-    if write:
-        return (
-            f"A read query may not write ({write.group(1).upper()} found; "
-            f"quote a column or table of that name)."
-        )
-    return None
-
-
-def strip_query(query: str) -> str:
-    """The query as written, without trailing spaces and semicolons.
-
-    Nothing else is touched: the query reaches the server exactly as the
-    operator wrote it. A ``;`` can be dropped safely only when it is the
-    last non-space character (inside a literal or a quoted name it would
-    not be last; at the end of a ``--`` comment it means nothing).
-    DECLARE and a subquery refuse a trailing semicolon.
-    """
-    text = query.rstrip()
-    while text.endswith(";"):
-        text = text[:-1].rstrip()
-    return text
-
-
-#: Roles whose members can read or write the server's files, run programs
-#: on it or signal other sessions: no read-only import needs them.
-PRIVILEGED_ROLES = (
-    "pg_read_server_files",
-    "pg_write_server_files",
-    "pg_execute_server_program",
-    "pg_signal_backend",
-)
-
-
-def role_privileges(connection: psycopg.Connection) -> tuple[str, list[str]]:
-    """The session's role and what makes it privileged (empty: nothing).
-
-    A superuser is "superuser" (it is a member of every role anyway);
-    otherwise "member of <role>" for each of ``PRIVILEGED_ROLES``.
-    """
-    row = connection.execute(
-        "SELECT current_user::text, r.rolsuper, ARRAY(SELECT m FROM "
-        "unnest(%s::text[]) m WHERE pg_has_role(current_user, m, 'MEMBER')) "
-        "FROM pg_roles r WHERE r.rolname = current_user",
-        [list(PRIVILEGED_ROLES)],
-    ).fetchone()
-    role, superuser, memberships = row
-    if superuser:
-        return role, ["superuser"]
-    return role, [f"member of {name}" for name in memberships]
-
-
-def privileged_role_message(role: str, privileges: list[str]) -> str:
-    return (
-        f"The SQL source role {role!r} is {' and '.join(privileges)}: a READ "
-        f"ONLY transaction does not stop such a role from reading or writing "
-        f"the server's files or running programs. Give the connector a role "
-        f"with only CONNECT, USAGE and SELECT grants, or set "
-        f'"allow_privileged_role": true in its config to accept the risk.'
-    )
 
 
 class SqlConnector(BaseConnector):
@@ -519,33 +332,6 @@ class SqlConnector(BaseConnector):
 
     def _translate(self, exc: psycopg.Error, context: str) -> SourceError:
         """A classified, redacted error from a driver exception."""
-        sqlstate = getattr(exc, "sqlstate", None)
-        diag = getattr(exc, "diag", None)
-        message = (diag.message_primary if diag else None) or str(exc)
-        message = " ".join(message.split())[:500]
-        if sqlstate == QUERY_CANCELED and "statement timeout" in message:
-            # A query that ran out of time will run out of time again:
-            # retrying only loads the source once more.
-            name, milliseconds = self._timeout
-            return PermanentSourceError(
-                f"{context}: the query ran longer than {name} ({milliseconds} ms) "
-                f"and the server cancelled it (SQLSTATE {sqlstate}). Make the "
-                f"query faster or raise {name}."
-            )
-        for pattern, explanation in REFUSED_QUERY_MESSAGES:
-            if pattern in message:
-                message = f"{explanation} ({message})"
-                break
-        text = self.redact(f"{context}: {message}")
-        if sqlstate:
-            text = f"{text} (SQLSTATE {sqlstate})"
-            transient = sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
-        else:
-            # No SQLSTATE: the client failed (refused, timed out, lost the
-            # connection), or the connection parameters are wrong.
-            transient = isinstance(
-                exc, psycopg.OperationalError
-            ) and not PERMANENT_CONNECT_ERRORS.search(message)
-        if transient:
-            return TransientSourceError(text)
-        return PermanentSourceError(text)
+        return sql_error_translate(
+            exc, context, timeout=self._timeout, redact=self.redact
+        )

@@ -15,12 +15,9 @@ from connectors.exceptions import (
     PermanentSourceError,
     TransientSourceError,
 )
-from connectors.sql import (
-    PRIVILEGED_ROLES,
-    SqlConnector,
-    check_query,
-    strip_query,
-)
+from connectors.sql import SqlConnector
+from connectors.sql_query import check_query, strip_query
+from connectors.sql_roles import PRIVILEGED_ROLES
 
 from .contract import ConnectorContractTests
 
@@ -203,14 +200,6 @@ class TestQueriesAsWritten:
         query = query.replace("{t}", accounts)
         rows = read_lines(sql_source_url, query)
         assert rows == json.loads(json.dumps(expected, default=str))
-
-    def test_strip_query_touches_only_the_end(self):
-        """Only trailing spaces and semicolons go."""
-        assert strip_query("SELECT 'x' ;\n") == "SELECT 'x'"
-        assert strip_query('SELECT aid, bid FROM "accounts"') == (
-            'SELECT aid, bid FROM "accounts"'
-        )
-        assert strip_query("SELECT 1 -- end;") == "SELECT 1 -- end"
 
 
 REFUSED = [
