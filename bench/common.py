@@ -26,6 +26,8 @@ def setup_django(db_name: str, *, label: str = "bench") -> None:
     os.environ["IMPORTHUB_TASK_QUEUE"] = f"{label}-{uuid.uuid4().hex[:8]}"
     os.environ["IMPORTHUB_REDIS_PREFIX"] = f"{label}-{uuid.uuid4().hex[:8]}:"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The benchmarks' files live in var/bench: a folder CSV paths may name.
+    os.environ.setdefault("IMPORTHUB_CSV_ROOTS", str(ROOT / "var" / "bench"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     sys.path.insert(0, str(ROOT))
     import django

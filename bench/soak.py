@@ -355,6 +355,10 @@ def setup_django(redis_url: str) -> dict:
     os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
     os.environ["REDIS_URL"] = redis_url
     os.environ["CELERY_BROKER_URL"] = redis_url
+    # The soak's files live in var/soak and its HTTP source on loopback:
+    # both outside what a deployment allows by default.
+    os.environ["IMPORTHUB_CSV_ROOTS"] = str(WORK)
+    os.environ["IMPORTHUB_HTTP_ALLOWED_HOSTS"] = "127.0.0.1"
     env = dict(os.environ)
     os.environ["DATABASE_URL"] += "?application_name=soak-driver"
     sys.path.insert(0, str(ROOT))
