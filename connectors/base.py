@@ -131,14 +131,10 @@ class BaseConnector:
     ) -> Iterator[list[bytes]]:
         """Optional fast path: let the source serialise the records itself.
 
-        Yield lists of complete lines of PostgreSQL COPY text, each
-        ``seq<TAB>key<TAB>json<TAB>checksum<LF>``: ``seq`` numbers the records
-        from 1 in source order, ``key`` joins the ``key_fields`` values with
-        ``\\x1f`` (``\\N`` when one is missing or empty; the checksum when
-        there are no key fields), ``json`` is the record as a JSON object and
-        ``checksum`` its MD5 in hex. The pipeline then relays bytes instead
-        of building records in Python. Connectors that set
-        ``supports_stage_lines`` must implement it.
+        Yield lists of complete staging lines in the format of
+        ``connectors.lineformat`` (``seq``, key, JSON, checksum), which the
+        pipeline then relays as bytes instead of building records in Python.
+        Connectors that set ``supports_stage_lines`` must implement it.
         """
         raise NotImplementedError(
             "subclasses of BaseConnector that support stage lines must provide "

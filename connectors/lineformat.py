@@ -181,6 +181,7 @@ def copy_out_sql(*, query: sql.Composable, key_fields: Sequence[str]) -> sql.Com
     else:
         key = sql.SQL("md5(j.t)")
     return sql.SQL(
+        # The newline ends a trailing "--" comment of the query.
         "COPY (SELECT row_number() OVER (), {key}, j.t, md5(j.t) "
-        "FROM ({query}) q, LATERAL (SELECT to_jsonb(q)::text AS t) j) TO STDOUT"
+        "FROM ({query}\n) q, LATERAL (SELECT to_jsonb(q)::text AS t) j) TO STDOUT"
     ).format(key=key, query=query)
