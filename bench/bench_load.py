@@ -119,7 +119,13 @@ def sql_project(name: str, url: str):
 
     connector, _ = Connector.objects.update_or_create(
         name="bench-sql",
-        defaults={"kind": "sql", "config": {"url": url}, "max_concurrent_imports": 4},
+        # The benchmark reads a scratch database of its own as the server's
+        # owner; a deployment gives its connectors a read-only role instead.
+        defaults={
+            "kind": "sql",
+            "config": {"url": url, "allow_privileged_role": True},
+            "max_concurrent_imports": 4,
+        },
     )
     project, _ = Project.objects.update_or_create(
         name=name,
