@@ -22,21 +22,13 @@ from prometheus_client.registry import Collector
 
 from connectors.models import Connector
 from imports.locks import connector_slots, stat_get
-from imports.models import ImportRun, ProjectEvent
+from imports.models import RUN_COUNT_KINDS, ImportRun, ProjectEvent
 
 logger = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600)
 WAIT_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 1800, 3600)
-ROW_KINDS = (
-    "read",
-    "inserted",
-    "updated",
-    "unchanged",
-    "deleted",
-    "rejected",
-    "duplicates",
-)
+ROW_KINDS = RUN_COUNT_KINDS
 
 
 def _window_start() -> datetime.datetime:

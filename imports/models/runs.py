@@ -35,6 +35,18 @@ FINAL_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED
 # An operator may retry a run that ended in one of these.
 RETRYABLE_RUN_STATUSES = (RunStatus.FAILED, RunStatus.CANCELLED)
 
+# What a run counts, by kind; each is the field ``rows_<kind>``.
+RUN_COUNT_KINDS = (
+    "read",
+    "inserted",
+    "updated",
+    "unchanged",
+    "deleted",
+    "rejected",
+    "duplicates",
+)
+RUN_COUNT_FIELDS = tuple(f"rows_{kind}" for kind in RUN_COUNT_KINDS)
+
 
 class ImportRun(models.Model):
     Status = RunStatus

@@ -27,24 +27,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from imports.models import ImportRun, ImportRunEvent
+from imports.models import RUN_COUNT_FIELDS, ImportRun, ImportRunEvent
 from imports.services.events import import_run_event_record
 
 Status = ImportRun.Status
 Kind = ImportRunEvent.Kind
 
 # Counters a finished attempt writes with its final status.
-COUNT_FIELDS = frozenset(
-    {
-        "rows_read",
-        "rows_inserted",
-        "rows_updated",
-        "rows_unchanged",
-        "rows_deleted",
-        "rows_rejected",
-        "rows_duplicates",
-    }
-)
+COUNT_FIELDS = frozenset(RUN_COUNT_FIELDS)
 ERROR_FIELDS = frozenset({"error_class", "error_message"})
 ENDING_FIELDS = frozenset({"finished_at", "next_attempt_at"}) | ERROR_FIELDS
 

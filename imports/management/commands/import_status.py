@@ -3,17 +3,9 @@
 import json
 
 from imports.management.base import OperatorCommand, bad_arguments, parse_since
-from imports.models import ImportRun
+from imports.models import RUN_COUNT_FIELDS, ImportRun
 
-COUNT_FIELDS = (
-    "rows_read",
-    "rows_inserted",
-    "rows_updated",
-    "rows_unchanged",
-    "rows_deleted",
-    "rows_rejected",
-    "rows_duplicates",
-)
+COUNT_FIELDS = RUN_COUNT_FIELDS
 
 
 def run_as_dict(run: ImportRun) -> dict:
