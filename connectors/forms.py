@@ -10,7 +10,52 @@ from .secrets import MASK, mask_config, masked_paths, unmask_config
 from .validation import connector_config_validate, connector_live_validate
 
 
-class ConnectorAdminForm(forms.ModelForm):
+class MaskedSecretsMixin:
+    """A model form's JSON field whose secrets show as ``MASK``.
+
+    ``masked_field`` names the field; ``masked_kind()`` says which
+    connector kind's secret fields apply. ``mask_secrets()`` (from
+    ``__init__``) shows the stored value masked; ``unmask_secrets(value)``
+    (from ``clean_<field>``) puts back each placeholder that came back
+    unchanged, and refuses a placeholder with nothing stored behind it.
+    """
+
+    masked_field = ""
+
+    def masked_kind(self) -> str | None:
+        raise NotImplementedError("subclasses must provide masked_kind()")
+
+    def mask_secrets(self) -> None:
+        name = self.masked_field
+        if self.instance.pk:
+            self.initial[name] = mask_config(
+                getattr(self.instance, name),
+                secret_fields=connector_secret_fields(self.masked_kind()),
+            )
+        field = self.fields.get(name)
+        if field is not None:
+            field.help_text = _(
+                "%(help)s Secrets show as %(mask)s; leave the placeholder to "
+                "keep the stored secret, or type a new value."
+            ) % {"help": field.help_text, "mask": MASK}
+
+    def unmask_secrets(self, value):
+        stored = getattr(self.instance, self.masked_field) if self.instance.pk else {}
+        value = unmask_config(value, stored or {})
+        placeholders = masked_paths(value)
+        if placeholders:
+            raise ValidationError(
+                _(
+                    "%(fields)s: no secret is stored for the placeholder "
+                    "%(mask)s; enter the secret itself."
+                ),
+                code="secret_placeholder",
+                params={"fields": ", ".join(placeholders), "mask": MASK},
+            )
+        return value
+
+
+class ConnectorAdminForm(MaskedSecretsMixin, forms.ModelForm):
     """Shows the config with its secrets masked and validates it by kind.
 
     The kind is a choice among the kinds the registry knows when the form is
@@ -38,17 +83,12 @@ class ConnectorAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "kind" in self.fields:
             self.fields["kind"] = self.kind_field(self.fields["kind"])
-        if self.instance.pk:
-            self.initial["config"] = mask_config(
-                self.instance.config,
-                secret_fields=connector_secret_fields(self.instance.kind),
-            )
-        field = self.fields.get("config")
-        if field is not None:
-            field.help_text = _(
-                "%(help)s Secrets show as %(mask)s; leave the placeholder to "
-                "keep the stored secret, or type a new value."
-            ) % {"help": field.help_text, "mask": MASK}
+        self.mask_secrets()
+
+    masked_field = "config"
+
+    def masked_kind(self) -> str | None:
+        return self.instance.kind
 
     def kind_field(self, model_field: forms.Field) -> forms.ChoiceField:
         """A choice of the registered kinds, labelled by their classes."""
@@ -72,19 +112,7 @@ class ConnectorAdminForm(forms.ModelForm):
             raise ValidationError(
                 _("The configuration must be a JSON object."), code="invalid"
             )
-        stored = self.instance.config if self.instance.pk else {}
-        config = unmask_config(config, stored or {})
-        placeholders = masked_paths(config)
-        if placeholders:
-            raise ValidationError(
-                _(
-                    "%(fields)s: no secret is stored for the placeholder "
-                    "%(mask)s; enter the secret itself."
-                ),
-                code="secret_placeholder",
-                params={"fields": ", ".join(placeholders), "mask": MASK},
-            )
-        return config
+        return self.unmask_secrets(config)
 
     def clean(self):
         cleaned_data = super().clean()

@@ -3,12 +3,11 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from connectors.registry import connector_secret_fields
-from connectors.secrets import MASK, mask_config, masked_paths, unmask_config
+from connectors.forms import MaskedSecretsMixin
 from imports.models import Project
 
 
-class ProjectAdminForm(forms.ModelForm):
+class ProjectAdminForm(MaskedSecretsMixin, forms.ModelForm):
     """Refuses a source, key fields or mode that would fail on a worker.
 
     The checks are the model's own (``Project.clean``), which the form's
@@ -33,35 +32,17 @@ class ProjectAdminForm(forms.ModelForm):
             "max_retries",
         ]
 
+    masked_field = "source"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["source"] = mask_config(
-                self.instance.source,
-                secret_fields=connector_secret_fields(self.instance.connector.kind),
-            )
-        field = self.fields.get("source")
-        if field is not None:
-            field.help_text = _(
-                "%(help)s Secrets show as %(mask)s; leave the placeholder to "
-                "keep the stored secret, or type a new value."
-            ) % {"help": field.help_text, "mask": MASK}
+        self.mask_secrets()
+
+    def masked_kind(self) -> str | None:
+        return self.instance.connector.kind if self.instance.connector_id else None
 
     def clean_source(self):
-        source = self.cleaned_data.get("source")
-        stored = self.instance.source if self.instance.pk else {}
-        source = unmask_config(source, stored or {})
-        placeholders = masked_paths(source)
-        if placeholders:
-            raise forms.ValidationError(
-                _(
-                    "%(fields)s: no secret is stored for the placeholder "
-                    "%(mask)s; enter the secret itself."
-                ),
-                code="secret_placeholder",
-                params={"fields": ", ".join(placeholders), "mask": MASK},
-            )
-        return source
+        return self.unmask_secrets(self.cleaned_data.get("source"))
 
 
 class ForceUnlockForm(forms.Form):
