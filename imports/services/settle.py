@@ -7,7 +7,7 @@ wins, whatever the order of the rows), not an ``except`` ladder:
 =====================  ==========  =========================================
 exception              outcome     the run becomes
 =====================  ==========  =========================================
-ImportInterrupted      STOPPED     lock lost: failed; cancelled/reaped: as is
+ImportInterrupted      STOPPED     lock lost: retried; cancelled/reaped: as is
 FenceRejected          FENCED      failed (LockLost), nothing written
 TransientSourceError   RETRY       retrying with backoff, or failed at last
 database gone          RETRY       (the staged data is kept for the retry)
@@ -39,6 +39,10 @@ from imports.services.waiting import run_slot_free
 from locking import LockingUnavailable, Renewer
 
 logger = logging.getLogger(__name__)
+
+
+class LockLost(Exception):
+    """The attempt's project lock expired or was taken while it ran."""
 
 
 class Outcome(enum.Enum):
@@ -92,14 +96,21 @@ def attempt_settle(attempt: Attempt, exc: Exception, *, renewer: Renewer) -> boo
     rule = outcome_rule(exc)
     outcome = rule.outcome
     if outcome is Outcome.STOPPED:
-        # Cancelled or reaped from outside: the run already says so.
+        # Cancelled or reaped from outside: the run already says so. A lock
+        # lost while the run is still this attempt's (Redis unreachable past
+        # the lease, or restarted without its data) is an accident of the
+        # lock service: the attempt stopped before writing, and the run is
+        # retried like any transient failure (the RETRY transition applies
+        # only if nobody else moved the run meanwhile).
         if renewer.lost.is_set():
-            _end(
+            reason = renewer.lost_reason or _("taken by another owner")
+            attempt_retry_or_fail(
                 attempt,
-                LOSE_LOCK,
-                error_class="LockLost",
-                message=_("The run lost its project lock (%(reason)s) and stopped.")
-                % {"reason": renewer.lost_reason or _("taken by another owner")},
+                error=LockLost(
+                    _("The run lost its project lock (%(reason)s) and stopped.")
+                    % {"reason": reason}
+                ),
+                cause=str(_REDIS.cause),
             )
     elif outcome is Outcome.FENCED:
         _end(
