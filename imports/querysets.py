@@ -9,17 +9,11 @@ class ImportRunQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=self.model.ACTIVE_STATUSES)
 
-    def startable(self):
-        return self.filter(status__in=self.model.STARTABLE_STATUSES)
-
     def holding_slots(self):
         return self.filter(status__in=self.model.SLOT_HOLDING_STATUSES)
 
     def finished(self):
         return self.filter(status__in=self.model.FINAL_STATUSES)
-
-    def retryable(self):
-        return self.filter(status__in=self.model.RETRYABLE_STATUSES)
 
     def failed(self):
         return self.filter(status=self.model.Status.FAILED)

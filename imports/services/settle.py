@@ -145,7 +145,6 @@ def _end(
     *,
     error_class: str,
     message: str,
-    **fields,
 ) -> bool:
     """End the attempt's run along ``transition``; False if no longer its."""
     return with_database(
@@ -156,7 +155,6 @@ def _end(
             message=message,
             error_class=error_class,
             error_message=message,
-            **fields,
         )
     )
 

@@ -20,7 +20,6 @@ The life of a run, and the transition for each arrow::
     any active ─CANCEL─▶ cancelled, ─FORCE_UNLOCK─▶ failed
 """
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,8 +247,3 @@ def run_request_build(
         dispatched_at=None if waiting else now,
         **extra,
     )
-
-
-def transitions_from(status: str) -> Iterable[Transition]:
-    """The transitions that may leave ``status`` (for tests and docs)."""
-    return (t for t in TRANSITIONS if status in t.sources)
