@@ -249,6 +249,10 @@ IMPORTHUB_METRICS_TOKEN = os.environ.get("IMPORTHUB_METRICS_TOKEN", "")
 # Run durations and waits are histograms of the runs of this recent window.
 IMPORTHUB_METRICS_WINDOW_SECONDS = env_int("IMPORTHUB_METRICS_WINDOW_SECONDS", 3600)
 
+# Typed tables: the schema of the app's database (or of a destination that
+# names none) that projects' tables land in.
+IMPORTHUB_DATA_SCHEMA = os.environ.get("IMPORTHUB_DATA_SCHEMA", "importhub_data")
+
 # Connectors. The folders a CSV connector may read files from (colon- or
 # comma-separated); a path outside them, after symlinks and "..", is refused.
 # The default holds the demo's files and var/data for a deployment's own.

@@ -22,6 +22,23 @@ class BadRow(NamedTuple):
 Row = dict[str, Any]
 
 
+class CopySource(NamedTuple):
+    """A source's rows as bytes PostgreSQL's COPY reads (``copy_source()``).
+
+    ``columns`` are the source's field names in the order of the bytes'
+    fields; ``types`` the logical type of each (``imports.column_types``),
+    or None where the source does not know it; ``format`` is ``"csv"``
+    (with ``options``: ``delimiter``, ``quotechar``) or ``"text"``;
+    ``chunks`` yields UTF-8 bytes in that format, with no header.
+    """
+
+    columns: list[str]
+    types: list[str | None]
+    format: str
+    options: dict
+    chunks: Iterator[bytes]
+
+
 class BaseConnector:
     """Base class for connectors.
 
@@ -122,6 +139,20 @@ class BaseConnector:
         records = self.iter_records()
         while batch := list(islice(records, batch_size)):
             yield batch
+
+    #: The source's values are untyped text (a CSV file): their types are
+    #: read from the text ("12" is an integer). Otherwise a string is text.
+    values_are_text: bool = False
+    #: True when the connector implements ``copy_source()``.
+    supports_copy: bool = False
+
+    def copy_source(self) -> CopySource | None:
+        """Optional fast path for typed tables: the source as COPY bytes.
+
+        None when this source cannot be given so (the rows are then read
+        with ``iter_batches()``).
+        """
+        return None
 
     #: True when the connector implements ``iter_stage_lines()``.
     supports_stage_lines: bool = False

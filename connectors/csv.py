@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
-from .base import BadRow, BaseConnector, Row
+from .base import BadRow, BaseConnector, CopySource, Row
 from .csv_files import GZIP_MAGIC, csv_file_open, peek, text_encoding
 from .exceptions import PermanentSourceError, SourceError, TransientSourceError
 from .options import OptionErrors, credentials_origin_check, merge_options
@@ -218,6 +218,71 @@ class CsvConnector(BaseConnector):
             self._response.close()
             self._response = None
 
+    values_are_text = True
+    supports_copy = True
+    CHUNK = 1 << 20
+
+    def copy_source(self) -> CopySource | None:
+        """The file after its header, as UTF-8 bytes in COPY's CSV format.
+
+        None for a file of one column, whose blank lines COPY would read as
+        rows (the row-by-row reader skips them).
+        """
+        if self._file is None:
+            self.open()
+        quotechar = self.options.get("quotechar", '"')
+        head = ""
+        try:
+            if self.options.get("header", True):
+                while (end := _first_record_end(head, quotechar)) < 0:
+                    chunk = self._file.read(self.CHUNK)
+                    if not chunk:
+                        end = len(head)
+                        break
+                    head += chunk
+                header = next(
+                    csv.reader(
+                        [head[:end]],
+                        delimiter=self.options.get("delimiter", ","),
+                        quotechar=quotechar,
+                    ),
+                    None,
+                )
+                if header is None:
+                    return None
+                columns, head = header_check(header), head[end:]
+            else:
+                columns = list(self.options["columns"])
+        except (csv.Error, UnicodeDecodeError):
+            self.close()
+            self.open()
+            return None
+        except NETWORK_ERRORS as exc:
+            raise TransientSourceError(
+                self.redact(f"Reading {self.options.get('url')} failed: {exc}")
+            )
+        if len(columns) < 2:
+            self.close()
+            self.open()
+            return None
+
+        def chunks() -> Iterator[bytes]:
+            if head:
+                yield head.encode()
+            try:
+                while chunk := self._file.read(self.CHUNK):
+                    yield chunk.encode()
+            except NETWORK_ERRORS as exc:
+                raise TransientSourceError(
+                    self.redact(f"Reading {self.options['url']} failed: {exc}")
+                )
+
+        options = {
+            "delimiter": self.options.get("delimiter", ","),
+            "quotechar": quotechar,
+        }
+        return CopySource(columns, [None] * len(columns), "csv", options, chunks())
+
     def iter_records(self) -> Iterator[Row | BadRow]:
         if self._file is None:
             self.open()
@@ -237,17 +302,7 @@ class CsvConnector(BaseConnector):
                 columns = next(reader, None)
                 if columns is None:
                     return
-                if columns and columns[0].startswith("\ufeff"):
-                    # A byte order mark decoded by an explicit UTF-16 codec.
-                    columns[0] = columns[0][1:]
-                if not any(columns):
-                    raise PermanentSourceError("The CSV header row is empty.")
-                duplicates = sorted({c for c in columns if columns.count(c) > 1})
-                if duplicates:
-                    raise PermanentSourceError(
-                        f"The CSV header names a column more than once: "
-                        f"{', '.join(duplicates)}."
-                    )
+                columns = header_check(columns)
             else:
                 columns = list(self.options["columns"])
             width = len(columns)
@@ -293,6 +348,43 @@ class CsvConnector(BaseConnector):
                     f"{where(reader.line_num, data_row)}: {describe_error(exc)}"
                 )
             )
+
+
+def header_check(columns: list[str]) -> list[str]:
+    """The header's column names, checked.
+
+    Raises:
+        PermanentSourceError: the header is empty or repeats a name.
+    """
+    if columns and columns[0].startswith("\ufeff"):
+        # A byte order mark decoded by an explicit UTF-16 codec.
+        columns[0] = columns[0][1:]
+    if not any(columns):
+        raise PermanentSourceError("The CSV header row is empty.")
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise PermanentSourceError(
+            f"The CSV header names a column more than once: {', '.join(duplicates)}."
+        )
+    return columns
+
+
+def _first_record_end(text: str, quotechar: str) -> int:
+    """Where the first record of ``text`` ends (after its line break), or -1.
+
+    A line break inside a quoted field does not end it.
+    """
+    quoted = False
+    for position, char in enumerate(text):
+        if char == quotechar:
+            quoted = not quoted
+        elif char in "\r\n" and not quoted:
+            if char == "\r" and text[position + 1 : position + 2] == "\n":
+                return position + 2
+            if char == "\r" and position + 1 == len(text):
+                return -1  # the \n may be in the next chunk
+            return position + 1
+    return -1
 
 
 def _undecodable(row: list[str]) -> bool:

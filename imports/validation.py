@@ -6,12 +6,19 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from connectors.validation import connector_source_validate
+from imports.column_types import TYPES, type_normalize
 
 
 def project_settings_validate(
-    *, connector, source: Any, key_fields: Any, mode: str
+    *,
+    connector,
+    source: Any,
+    key_fields: Any,
+    mode: str,
+    column_types: Any = None,
+    null_markers: Any = None,
 ) -> None:
-    """Check a project's source, key fields and mode together.
+    """Check a project's source, key fields, mode and table settings together.
 
     Raises:
         ValidationError: a dict naming each invalid field.
@@ -27,6 +34,15 @@ def project_settings_validate(
         errors["key_fields"] = [
             _("A project without key fields must use the replace mode.")
         ]
+    if column_types is not None:
+        problem = _column_types_problem(column_types)
+        if problem:
+            errors["column_types"] = [problem]
+    if null_markers is not None and (
+        not isinstance(null_markers, list)
+        or not all(isinstance(m, str) and "\x00" not in m for m in null_markers)
+    ):
+        errors["null_markers"] = [_("Null markers must be a list of strings.")]
     if connector is not None:
         try:
             connector_source_validate(connector=connector, source=source)
@@ -44,6 +60,8 @@ def project_settings_errors(project) -> list[str]:
             source=project.source,
             key_fields=project.key_fields,
             mode=project.mode,
+            column_types=project.column_types,
+            null_markers=project.null_markers,
         )
     except ValidationError as exc:
         return [
@@ -52,3 +70,19 @@ def project_settings_errors(project) -> list[str]:
             for message in messages
         ]
     return []
+
+
+def _column_types_problem(column_types: Any) -> str | None:
+    if not isinstance(column_types, dict):
+        return _('Declared types must be an object: {"column": "type"}.')
+    unknown = sorted(
+        f"{name}: {kind!r}"
+        for name, kind in column_types.items()
+        if type_normalize(kind) is None
+    )
+    if unknown:
+        return _("Unknown type for %(columns)s; use one of %(types)s.") % {
+            "columns": ", ".join(unknown),
+            "types": ", ".join(TYPES),
+        }
+    return None

@@ -103,6 +103,8 @@ def make_project(db, make_connector):
             fields["connector"] = make_connector()
         fields.setdefault("name", f"project-{uuid.uuid4().hex[:8]}")
         fields.setdefault("key_fields", ["id"])
+        # The JSON records layout unless a test asks for the typed table.
+        fields.setdefault("layout", "records")
         # A valid source by default; tests that import data pass their own.
         # (Under the temp folder, one of the test settings' CSV roots.)
         fields.setdefault("source", {"path": MISSING_CSV})

@@ -11,6 +11,7 @@ more than the project allows changes nothing (``safety``). The staging line
 format lives in ``connectors.lineformat``, so that connectors can produce it.
 """
 
+from .destination import Target
 from .dialects import transaction_lock_timeout
 from .extract import import_run_extract
 from .load import import_run_load
@@ -22,6 +23,16 @@ from .results import (
     LoadResult,
 )
 from .stage import STAGE_TABLE, Stage, stages_present
+from .table_schema import SchemaViolation, change_text
+from .table_stage import TableStage
+
+
+def stage_for(project, run_id: int, fence: int | None = None, *, table: str = ""):
+    """The staging table of a run of ``project``, by the project's layout."""
+    if project.layout == project.Layout.TABLE:
+        return TableStage(Target(project), run_id, fence, table=table)
+    return Stage(run_id, fence, table=table)
+
 
 __all__ = [
     "STAGE_TABLE",
@@ -30,6 +41,11 @@ __all__ = [
     "FenceRejected",
     "ImportInterrupted",
     "LoadResult",
+    "SchemaViolation",
+    "TableStage",
+    "Target",
+    "change_text",
+    "stage_for",
     "Stage",
     "import_run_extract",
     "import_run_load",

@@ -25,6 +25,8 @@ from imports.models import ImportRun, Project
 
 from .results import BadRowError, ImportInterrupted, LoadResult, row_label
 from .stage import Stage
+from .table_extract import table_extract
+from .table_stage import TableStage
 
 REJECTED_SAMPLES = 10
 PROGRESS_SECONDS = 1.0
@@ -109,7 +111,7 @@ def import_run_extract(
     *,
     run: ImportRun,
     connector: BaseConnector,
-    stage: Stage,
+    stage: Stage | TableStage,
     batch_size: int,
     should_stop: Callable[[], bool],
     on_progress: Callable[[LoadResult], None],
@@ -124,6 +126,15 @@ def import_run_extract(
         BadRowError: a bad row, when the project fails on bad rows.
         ImportInterrupted: ``should_stop()`` turned true between batches.
     """
+    if isinstance(stage, TableStage):
+        return table_extract(
+            run=run,
+            connector=connector,
+            stage=stage,
+            batch_size=batch_size,
+            should_stop=should_stop,
+            on_progress=on_progress,
+        )
     extraction = _Extraction(project=run.project, stage=stage)
     result = extraction.result
     seq = 0

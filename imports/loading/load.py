@@ -1,5 +1,7 @@
 """The load: merge a run's stage if it still runs and holds the newest fence."""
 
+from collections.abc import Callable
+
 from django.db import connection
 from django.db.models import Max
 
@@ -9,14 +11,25 @@ from .merge import stage_merge
 from .results import FenceRejected, ImportInterrupted, LoadResult
 from .safety import DeletionLimit
 from .stage import Stage
+from .table_load import table_load
+from .table_stage import TableStage
 
 
-def import_run_load(*, run: ImportRun, stage: Stage, result: LoadResult) -> LoadResult:
+def import_run_load(
+    *,
+    run: ImportRun,
+    stage: Stage | TableStage,
+    result: LoadResult,
+    finish: Callable[[list[dict]], None] | None = None,
+) -> LoadResult:
     """Merge the staged rows, if the run is still running and its fence newest.
 
     Must be called inside the transaction that also records the run's end,
     so that a cancel or a reaper either lands before the load (and nothing
-    is written) or finds the run finished.
+    is written) or finds the run finished. ``finish(schema_changes)``
+    records that end: it is called inside the data's own transaction (a
+    destination's, for a table in another database), so the data commits
+    only if the end can be recorded.
 
     A replace checks the project's deletion limit first; the run's
     ``deletions_confirmed`` is read under the run's row lock, so a
@@ -51,18 +64,31 @@ def import_run_load(*, run: ImportRun, stage: Stage, result: LoadResult) -> Load
             f"run {run.pk} holds fencing token {run.fencing_token}, "
             f"but the project's newest is {newest}"
         )
+    replace = project.mode == Project.Mode.REPLACE
+    limit = DeletionLimit(percent=project.replace_delete_limit, confirmed=confirmed)
+    finish = finish or (lambda changes: None)
+    if isinstance(stage, TableStage):
+        return table_load(
+            project=project,
+            run_id=run.pk,
+            fence=run.fencing_token,
+            stage=stage,
+            result=result,
+            replace=replace,
+            deletion_limit=limit,
+            finish=finish,
+        )
     counts = stage_merge(
         stage=stage,
         project_id=project.pk,
         run_id=run.pk,
-        replace=project.mode == Project.Mode.REPLACE,
-        deletion_limit=DeletionLimit(
-            percent=project.replace_delete_limit, confirmed=confirmed
-        ),
+        replace=replace,
+        deletion_limit=limit,
     )
     result.rows_inserted = counts.inserted
     result.rows_updated = counts.updated
     result.rows_deleted = counts.deleted
     staged = result.rows_read - result.rows_rejected - result.duplicates
     result.rows_unchanged = staged - result.rows_inserted - result.rows_updated
+    finish([])
     return result

@@ -41,11 +41,17 @@ class LoadResult:
     rows_rejected: int = 0
     duplicates: int = 0
     rejected_samples: list[dict] = field(default_factory=list)
+    #: A typed load's source fields, in stage column order, and their types.
+    columns: list[str] = field(default_factory=list)
+    types: list[str | None] = field(default_factory=list)
+    #: Rows a typed load's contract rejected (after the extraction).
+    rejected_at_load: int = 0
 
     def counts(self) -> dict[str, int]:
         """The counts by the names of ``ImportRun``'s fields."""
         data = asdict(self)
-        data.pop("rejected_samples")
+        for name in ("rejected_samples", "columns", "types", "rejected_at_load"):
+            data.pop(name)
         data["rows_duplicates"] = data.pop("duplicates")
         return data
 

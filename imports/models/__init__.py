@@ -4,6 +4,7 @@ One module each: ``projects``, ``runs`` (with the status groups), ``events``,
 ``records``. Everything is importable from ``imports.models``.
 """
 
+from imports.models.destinations import Destination
 from imports.models.events import Event, ImportRunEvent, ProjectEvent
 from imports.models.projects import Project
 from imports.models.records import Record
@@ -27,6 +28,7 @@ __all__ = [
     "RUN_COUNT_KINDS",
     "SLOT_HOLDING_RUN_STATUSES",
     "STARTABLE_RUN_STATUSES",
+    "Destination",
     "Event",
     "ImportRun",
     "ImportRunEvent",

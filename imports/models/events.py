@@ -52,6 +52,8 @@ class ImportRunEvent(Event):
         UNLOCKED = "unlocked", _("Force-unlocked")
         STALE_MESSAGE = "stale_message", _("Stale message ignored")
         SWEEP_FAILED = "sweep_failed", _("The sweep could not handle the run")
+        SCHEMA_CHANGED = "schema_changed", _("Table schema changed")
+        RECONCILED = "reconciled", _("Reconciled with the destination")
 
     run = models.ForeignKey(
         ImportRun,

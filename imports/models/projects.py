@@ -1,10 +1,22 @@
 """Projects: what is imported, from which connector, how."""
 
+import re
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
+from imports.models.destinations import Destination, identifier_validate
 from imports.validation import project_settings_validate
+
+#: What a source's missing value looks like, unless a project says otherwise.
+DEFAULT_NULL_MARKERS = ["", "NA", "NULL", "\\N"]
+
+
+def default_null_markers() -> list[str]:
+    return list(DEFAULT_NULL_MARKERS)
 
 
 class Project(models.Model):
@@ -15,6 +27,16 @@ class Project(models.Model):
     class OnBadRow(models.TextChoices):
         FAIL = "fail", _("Fail the import")
         SKIP = "skip", _("Skip the row and count it")
+
+    class Layout(models.TextChoices):
+        TABLE = "table", _("A typed table of the project's own")
+        RECORDS = "records", _("JSON records (for sources without a stable shape)")
+
+    class SchemaPolicy(models.TextChoices):
+        EVOLVE = "evolve", _("Evolve: add new columns, widen types")
+        FREEZE = "freeze", _("Freeze: fail on any new column or type change")
+        DISCARD_ROW = "discard_row", _("Discard rows that do not fit")
+        DISCARD_VALUE = "discard_value", _("Discard values that do not fit")
 
     name = models.CharField(
         _("name"),
@@ -81,6 +103,61 @@ class Project(models.Model):
             "confirms that run. 100 allows any deletion."
         ),
     )
+    layout = models.CharField(
+        _("layout"),
+        max_length=16,
+        choices=Layout.choices,
+        default=Layout.TABLE,
+        help_text=_(
+            "Where the data lands: a typed table, or JSON records. Switching "
+            "re-imports in full into the new layout."
+        ),
+    )
+    destination = models.ForeignKey(
+        Destination,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="projects",
+        verbose_name=_("destination"),
+        help_text=_("Another database for the table; empty for the app's own."),
+    )
+    table_name = models.CharField(
+        _("table name"),
+        max_length=63,
+        blank=True,
+        validators=[identifier_validate],
+        help_text=_("Empty to derive one from the name and id."),
+    )
+    schema_policy = models.CharField(
+        _("schema policy"),
+        max_length=16,
+        choices=SchemaPolicy.choices,
+        default=SchemaPolicy.EVOLVE,
+        help_text=_("What an import does when the source's columns change."),
+    )
+    column_types = models.JSONField(
+        _("declared column types"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Column name to type, for example {"amount": "numeric"}; a '
+            "declared type always wins over the inferred one."
+        ),
+    )
+    null_markers = models.JSONField(
+        _("null markers"),
+        default=default_null_markers,
+        blank=True,
+        help_text=_("Values that mean a missing value and land as NULL."),
+    )
+    table_columns = models.JSONField(
+        _("table columns"),
+        default=list,
+        blank=True,
+        editable=False,
+        help_text=_("The table's columns as the last import committed them."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -95,6 +172,14 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        if not self.table_name:
+            # Derived once, from the name and id, and kept: renaming the
+            # project does not move its data.
+            self.table_name = table_name_derive(self.name, self.pk)
+            Project.objects.filter(pk=self.pk).update(table_name=self.table_name)
+
     def clean(self) -> None:
         # One validation for every way in: the admin's form, the API, the
         # commands and the guard all reach it through full_clean().
@@ -103,4 +188,23 @@ class Project(models.Model):
             source=self.source,
             key_fields=self.key_fields,
             mode=self.mode,
+            column_types=self.column_types,
+            null_markers=self.null_markers,
         )
+        if self.layout == self.Layout.TABLE and self.table_name:
+            taken = Project.objects.filter(
+                destination_id=self.destination_id, table_name=self.table_name
+            ).exclude(pk=self.pk)
+            if taken.exists():
+                raise ValidationError(
+                    {"table_name": _("Another project lands in this table.")}
+                )
+
+
+def table_name_derive(name: str, pk: int) -> str:
+    """A table name from a project's name and id: ``sales_eu_12``."""
+    slug = re.sub(r"[^a-z0-9_]+", "_", slugify(name).replace("-", "_"))
+    slug = slug.strip("_")[:50] or "project"
+    if slug[0].isdigit():
+        slug = f"p_{slug}"[:50]
+    return f"{slug}_{int(pk)}"

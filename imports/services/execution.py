@@ -20,14 +20,16 @@ from connectors.registry import get_connector
 from imports.loading import (
     ImportInterrupted,
     LoadResult,
-    Stage,
+    change_text,
     import_run_extract,
     import_run_load,
+    stage_for,
 )
 from imports.locks import connector_slots, run_cancel_requested
 from imports.models import ImportRun, ImportRunEvent
 from imports.services.attempt import WORKER, Attempt, Heartbeat, with_database
 from imports.services.claim import run_claim, run_is_startable
+from imports.services.events import import_run_event_record
 from imports.services.selectors import run_for_execution
 from imports.services.settle import attempt_release, attempt_settle
 from imports.services.transitions import SUCCEED
@@ -70,7 +72,7 @@ def import_run_execute(*, run_id: int) -> ImportRun | None:
 def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) -> None:
     """Extract (or resume) and load; any failure is settled by the table."""
     run = attempt.run
-    stage = Stage(run.pk, attempt.fence)
+    stage = stage_for(run.project, run.pk, attempt.fence)
     keep_stage = False
 
     def should_stop() -> bool:
@@ -93,10 +95,30 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
         # From here on a transient failure keeps the staged data: the next
         # attempt loads it without extracting again.
         keep_stage = True
-        with transaction.atomic():
-            import_run_load(run=run, stage=stage, result=result)
+
+        def finish(changes: list[dict]) -> None:
             # The success is recorded in the load's own transaction: data and
             # status commit together or not at all.
+            if result.rejected_at_load:
+                import_run_event_record(
+                    run=run,
+                    kind=ImportRunEvent.Kind.REJECTED_ROWS,
+                    actor=WORKER,
+                    message=_(
+                        "%(count)s rows did not fit the table's schema and were "
+                        "rejected; the first are kept here."
+                    )
+                    % {"count": result.rejected_at_load},
+                    data={"samples": result.rejected_samples},
+                )
+            if changes:
+                import_run_event_record(
+                    run=run,
+                    kind=ImportRunEvent.Kind.SCHEMA_CHANGED,
+                    actor=WORKER,
+                    message="; ".join(map(change_text, changes)),
+                    data={"changes": changes},
+                )
             SUCCEED.apply(
                 run,
                 guards=attempt.guards,
@@ -107,6 +129,9 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
                 error_message="",
                 **result.counts(),
             )
+
+        with transaction.atomic():
+            import_run_load(run=run, stage=stage, result=result, finish=finish)
         keep_stage = False
     except Exception as exc:
         # Only a failure after the extraction can keep the staged data.
@@ -123,14 +148,18 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
                 logger.exception("could not drop the staging table of run %s", run.pk)
 
 
-def _extract_or_resume(attempt: Attempt, stage: Stage, should_stop):
+def _extract_or_resume(attempt: Attempt, stage, should_stop):
     """Extract the source, or reuse what an earlier attempt staged."""
     run = attempt.run
     extracted = attempt.last_extraction()
     data = extracted.data if extracted else {}
     staged = data.get("rows_read", 0) - data.get("rows_rejected", 0)
     staged -= data.get("duplicates", 0)
-    previous = Stage(run.pk, table=data["stage"]) if data.get("stage") else None
+    previous = (
+        stage_for(run.project, run.pk, table=data["stage"])
+        if data.get("stage")
+        else None
+    )
     # An unlogged stage is emptied by a database crash: resume only from a
     # stage that still holds every row it was sealed with.
     if previous and previous.exists() and previous.count() == staged:
@@ -138,6 +167,8 @@ def _extract_or_resume(attempt: Attempt, stage: Stage, should_stop):
             rows_read=data.get("rows_read", 0),
             rows_rejected=data.get("rows_rejected", 0),
             duplicates=data.get("duplicates", 0),
+            columns=data.get("columns", []),
+            types=data.get("types", []),
         )
         attempt.record(
             ImportRunEvent.Kind.RESUMED,
@@ -169,6 +200,11 @@ def _extract_or_resume(attempt: Attempt, stage: Stage, should_stop):
             "duplicates": result.duplicates,
             "attempt": run.attempt,
             "stage": stage.table,
+            **(
+                {"columns": result.columns, "types": result.types}
+                if result.columns
+                else {}
+            ),
         },
     )
     if result.rejected_samples:

@@ -1,0 +1,226 @@
+"""The extraction of a typed load: a source's fields into a text stage.
+
+Where the source is already delimited text and the stage is in PostgreSQL
+(a CSV file, an SQL source's ``COPY ... TO``), its bytes are relayed into
+the stage by COPY on a connection of their own, and PostgreSQL parses
+them: the worker's Python never touches a row. A CSV file that COPY cannot
+read (a row with too many fields, a blank line, bytes that are not valid
+in its encoding) is read again row by row, so that the project's bad-row
+policy and the row's place in the file decide, exactly as before.
+
+Every other source is read row by row: each record's values become text
+(``column_types.as_text``) in the stage, its fields columns in the order
+they first appear; the types are inferred from a sample of the values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+from django.db import connections
+
+from connectors.base import BadRow, BaseConnector, CopySource
+from connectors.exceptions import PermanentSourceError
+from imports import column_types
+from imports.models import ImportRun, Project
+
+from .results import BadRowError, ImportInterrupted, LoadResult, row_label
+from .table_stage import TableStage
+
+REJECTED_SAMPLES = 10
+SAMPLE_ROWS = 1000
+PROGRESS_SECONDS = 1.0
+
+
+class _CopyUnreadable(Exception):
+    """COPY could not read the source's text; read it row by row instead."""
+
+
+def table_extract(
+    *,
+    run: ImportRun,
+    connector: BaseConnector,
+    stage: TableStage,
+    batch_size: int,
+    should_stop: Callable[[], bool],
+    on_progress: Callable[[LoadResult], None],
+) -> LoadResult:
+    """Stage the source as text; the result names its fields and types.
+
+    Raises:
+        BadRowError: a bad row, when the project fails on bad rows.
+        ImportInterrupted: ``should_stop()`` turned true between batches.
+    """
+    project = run.project
+    stage.target.ensure()
+    markers = set(project.null_markers or [])
+    result = None
+    with connector:
+        if stage.postgres and connector.supports_copy:
+            source = connector.copy_source()
+            if source is not None:
+                try:
+                    result = _copy(stage, source, should_stop, on_progress, markers)
+                except _CopyUnreadable:
+                    connector.close()
+                    connector.open()
+        if result is None:
+            result = _rows(
+                project, connector, stage, batch_size, should_stop, on_progress
+            )
+    _reject_missing_keys(project, stage, result)
+    on_progress(result)
+    return result
+
+
+def _copy(stage: TableStage, source: CopySource, should_stop, on_progress, markers):
+    result = LoadResult()
+    stage.create(len(source.columns))
+    last_progress = time.monotonic()
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal last_progress
+        for chunk in source.chunks:
+            if should_stop():
+                raise ImportInterrupted
+            # An estimate while streaming (a quoted field may hold a line
+            # break); the stage's count is exact at the end.
+            result.rows_read += chunk.count(b"\n")
+            yield chunk
+            if time.monotonic() - last_progress >= PROGRESS_SECONDS:
+                on_progress(result)
+                last_progress = time.monotonic()
+
+    # Its own connection, so that progress and heartbeats go on beside it.
+    params = connections[stage.target.alias].get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    try:
+        with psycopg.connect(**params, autocommit=True) as copying:
+            with copying.cursor() as cursor:
+                with cursor.copy(stage.copy_sql(source.format, source.options)) as copy:
+                    for chunk in chunks():
+                        copy.write(chunk)
+    except (
+        psycopg.errors.DataError,
+        psycopg.errors.BadCopyFileFormat,
+        UnicodeDecodeError,
+    ) as exc:
+        if source.format == "csv":
+            raise _CopyUnreadable from exc
+        raise PermanentSourceError(f"The source's rows could not be staged: {exc}")
+    result.rows_read = stage.last_seq()
+    result.columns = list(source.columns)
+    sample = stage.sample(SAMPLE_ROWS)
+    result.types = [
+        known
+        or column_types.infer_column(
+            (row[index] for row in sample if row[index] not in markers),
+            text_is_untyped=True,
+        )
+        for index, known in enumerate(source.types)
+    ]
+    return result
+
+
+def _rows(project: Project, connector, stage, batch_size, should_stop, on_progress):
+    result = LoadResult()
+    skip_bad = project.on_bad_row == Project.OnBadRow.SKIP
+    names: list[str] = []
+    index: dict[str, int] = {}
+    known = index.keys()
+    samples: list[list] = []
+    stage.create(0)
+    seq = 0
+    last_progress = time.monotonic()
+    as_text = column_types.as_text
+    for batch in connector.iter_batches(batch_size=batch_size):
+        if should_stop():
+            raise ImportInterrupted
+        rows = []
+        for item in batch:
+            seq += 1
+            if type(item) is not dict:
+                if isinstance(item, BadRow):
+                    line = getattr(item, "line", None)
+                    if not skip_bad:
+                        raise BadRowError(f"{row_label(seq, line)}: {item.reason}.")
+                    _count_rejected(result, seq, item.reason, line)
+                    continue
+            if not item.keys() <= known:
+                new = [k for k in item if k not in index]
+                if new:
+                    stage.write_rows(rows)
+                    rows = []
+                    for name in new:
+                        index[name] = len(names)
+                        names.append(str(name))
+                        samples.append([])
+                    stage.widen(len(names))
+            row = [seq]
+            for name in names:
+                value = item.get(name)
+                row.append(as_text(value))
+                column = samples[index[name]]
+                if len(column) < SAMPLE_ROWS and value is not None:
+                    column.append(value)
+            rows.append(row)
+        stage.write_rows(rows)
+        result.rows_read = seq
+        if time.monotonic() - last_progress >= PROGRESS_SECONDS:
+            stage.flush()
+            on_progress(result)
+            last_progress = time.monotonic()
+    stage.flush()
+    result.rows_read = seq
+    result.columns = names
+    untyped = getattr(connector, "values_are_text", False)
+    markers = set(project.null_markers or [])
+    result.types = [
+        column_types.infer_column(
+            (v for v in values if not (isinstance(v, str) and v in markers)),
+            text_is_untyped=untyped,
+        )
+        for values in samples
+    ]
+    return result
+
+
+def _count_rejected(result: LoadResult, row: int, reason: str, line=None) -> None:
+    result.rows_rejected += 1
+    if len(result.rejected_samples) < REJECTED_SAMPLES:
+        sample = {"row": row, "reason": reason}
+        if line is not None:
+            sample["line"] = line
+        result.rejected_samples.append(sample)
+
+
+def _reject_missing_keys(project: Project, stage: TableStage, result: LoadResult):
+    keys = list(project.key_fields or [])
+    present = [
+        (name, f"c{result.columns.index(name) + 1}")
+        for name in keys
+        if name in result.columns
+    ]
+    if len(present) != len(keys):
+        return  # the load's schema check names the missing key field
+    count, found = stage.reject_missing_keys(
+        present, list(project.null_markers or []), samples=REJECTED_SAMPLES
+    )
+    if not count:
+        return
+    if project.on_bad_row != Project.OnBadRow.SKIP:
+        row, fields = found[0]
+        raise BadRowError(
+            f"{row_label(row)}: missing key field(s) {', '.join(fields)}."
+        )
+    result.rows_rejected += count
+    for row, fields in found:
+        if len(result.rejected_samples) >= REJECTED_SAMPLES:
+            break
+        result.rejected_samples.append(
+            {"row": row, "reason": f"missing key field(s) {', '.join(fields)}"}
+        )
+    result.rejected_samples.sort(key=lambda sample: sample["row"])

@@ -1,0 +1,193 @@
+"""The load of a typed stage: contract, merge and state row in one transaction.
+
+``table_load`` runs inside the app's transaction that ends the run (the
+caller holds the run's and the project's row locks) and opens the target's
+own transaction inside it: the same one, as a savepoint, when the table is
+in the app's database; a second one when it is in a destination. There it
+claims the project's state row (``Target.state_claim``: a stale fence is
+refused), plans the schema under the project's policy, merges, records the
+columns and counts in the state row and calls ``finish`` (the run's
+SUCCEED), so that the data commits only if the run's end can be recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import DataError
+from django.utils import timezone
+
+from imports.models import Project
+
+from .results import LoadResult
+from .safety import DeletionLimit
+from .table_merge import Misfit, TableMerge
+from .table_schema import (
+    Column,
+    Plan,
+    SchemaViolation,
+    schema_plan,
+    violations_raise,
+)
+from .table_stage import TableStage
+
+REJECTED_SAMPLES = 10
+#: How many times a merge is planned again after values did not fit.
+REPLANS = 4
+
+
+def table_load(
+    *,
+    project: Project,
+    run_id: int,
+    fence: int,
+    stage: TableStage,
+    result: LoadResult,
+    replace: bool,
+    deletion_limit: DeletionLimit,
+    finish: Callable[[list[dict]], None],
+) -> LoadResult:
+    """Merge the typed stage into the project's table; fill ``result``.
+
+    ``finish(changes)`` is called last, inside the target's transaction,
+    with the schema changes made.
+
+    Raises:
+        FenceRejected: the destination holds a newer fencing token.
+        SchemaViolation: the source does not fit the table's contract.
+        DeletionLimitExceeded: see ``DeletionLimit``.
+    """
+    target = stage.target
+    with target.atomic():
+        previous = target.state_claim(fence=fence, run_id=run_id)
+        exists = target.table_exists()
+        current = None
+        if previous is not None and previous.table == target.table and exists:
+            current = previous.columns
+        elif exists:
+            raise SchemaViolation(
+                f"The table {target.label} already exists and was not created by "
+                f"importhub for this project; give the project another table name."
+            )
+        plan = schema_plan(
+            current=current,
+            fields=result.columns,
+            field_types=result.types,
+            declared=project.column_types,
+            key_fields=list(project.key_fields or []),
+            policy=project.schema_policy,
+        )
+        merge = TableMerge(
+            stage=stage,
+            plan=plan,
+            markers=list(project.null_markers or []),
+            run_id=run_id,
+        )
+        discarded = _discard_new_fields(merge, plan, result)
+        if not merge.postgres:
+            # SQLite casts anything: check every value first.
+            discarded += _resolve(merge, plan, merge.analyze(), result)
+        for _round in range(REPLANS):
+            try:
+                with target.atomic():
+                    duplicates = merge.deduplicate()
+                    merge.schema_apply()
+                    inserted, updated, deleted = merge.run(
+                        replace=replace, deletion_limit=deletion_limit
+                    )
+                break
+            except DataError as exc:
+                misfits = merge.analyze()
+                if not misfits:
+                    raise SchemaViolation(
+                        f"A value does not fit its column's type: {exc}".strip()
+                    ) from None
+                discarded += _resolve(merge, plan, misfits, result)
+        else:
+            raise SchemaViolation("The source's values kept not fitting the table.")
+        result.duplicates += duplicates
+        result.rows_inserted, result.rows_updated = inserted, updated
+        result.rows_deleted = deleted
+        staged = result.rows_read - result.rows_rejected - result.duplicates
+        result.rows_unchanged = staged - inserted - updated
+        changes = plan.changes()
+        if discarded:
+            changes.append({"change": "discarded_values", "count": discarded})
+        target.state_finish(
+            columns=[c.as_dict() for c in plan.columns],
+            counts=result.counts(),
+            committed_at=timezone.now().isoformat(),
+        )
+        project.table_columns = [c.as_dict() for c in plan.columns]
+        Project.objects.filter(pk=project.pk).update(
+            table_columns=project.table_columns
+        )
+        finish(changes)
+    return result
+
+
+def _discard_new_fields(merge: TableMerge, plan: Plan, result: LoadResult) -> int:
+    """Under ``discard_row``, drop the rows that hold a value of a new field."""
+    if not plan.discarded_fields or plan.policy != "discard_row":
+        return 0
+    columns = [
+        Column(name, "text", stage=column) for name, column in plan.discarded_fields
+    ]
+    count, rows = merge.discard_field_rows(columns, samples=REJECTED_SAMPLES)
+    _rejected(
+        result,
+        count,
+        rows,
+        "holds the new field(s) "
+        + ", ".join(f"`{name}`" for name, _ in plan.discarded_fields),
+    )
+    return 0
+
+
+def _resolve(merge: TableMerge, plan: Plan, misfits: list[Misfit], result) -> int:
+    """Apply the policy to values that do not fit; the values discarded.
+
+    Raises:
+        SchemaViolation: the policy (or a declared type) refuses them.
+    """
+    policy = plan.policy
+    evolving = policy == "evolve" or (policy == "freeze" and plan.creates)
+    refuse = [
+        m
+        for m in misfits
+        if m.column.declared and policy not in ("discard_row", "discard_value")
+    ]
+    if refuse:
+        raise SchemaViolation(_misfit_text(refuse, "its declared type"))
+    if policy == "freeze" and not plan.creates:
+        for misfit in misfits:
+            plan.retype(misfit.column, misfit.fits)
+        violations_raise(plan, rows={m.column.name: (m.row, m.value) for m in misfits})
+    if evolving:
+        for misfit in misfits:
+            plan.retype(misfit.column, misfit.fits)
+        return 0
+    values = [m for m in misfits if m.column.discard]
+    rows = [m for m in misfits if not m.column.discard]
+    if rows:
+        count, seqs = merge.discard_rows(rows, samples=REJECTED_SAMPLES)
+        _rejected(result, count, seqs, _misfit_text(rows, "its column's type"))
+    return sum(m.count for m in values)
+
+
+def _rejected(result: LoadResult, count: int, rows: list[int], reason: str) -> None:
+    result.rows_rejected += count
+    result.rejected_at_load += count
+    for row in rows:
+        if len(result.rejected_samples) >= REJECTED_SAMPLES:
+            break
+        result.rejected_samples.append({"row": row, "reason": reason})
+
+
+def _misfit_text(misfits: list[Misfit], what: str) -> str:
+    parts = [
+        f"`{m.column.name}` ({m.column.type}): {m.count:,} value(s) do not fit, "
+        f"the first in row {m.row}: {m.value!r}"
+        for m in misfits
+    ]
+    return f"Values do not fit {what}: " + "; ".join(parts) + "."
