@@ -84,8 +84,9 @@ def table_load(
             run_id=run_id,
         )
         discarded = _discard_new_fields(merge, plan, result)
-        if not merge.postgres:
-            # SQLite casts anything: check every value first.
+        if not merge.postgres or any(c.discard for c in plan.staged):
+            # SQLite casts anything: check every value first; so does a
+            # project that discards values, to count them.
             discarded += _resolve(merge, plan, merge.analyze(), result)
         for _round in range(REPLANS):
             try:

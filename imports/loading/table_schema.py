@@ -108,6 +108,8 @@ def change_text(change: dict) -> str:
     """One change as an operator reads it: "column `x` added (text)"."""
     if change["change"] == "added":
         return f"column `{change['column']}` added ({change['type']})"
+    if change["change"] == "discarded_values":
+        return f"{change['count']:,} value(s) that did not fit their column set NULL"
     return (
         f"column `{change['column']}` changed from {change['old']} to {change['type']}"
     )

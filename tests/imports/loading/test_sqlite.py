@@ -16,6 +16,7 @@ MODULES = ["test_dialects.py", "test_extract.py", "test_load.py"] + [
     "test_results.py",
     "test_safety.py",
     "test_stage.py",
+    "test_table.py",
 ]
 
 
