@@ -11,7 +11,7 @@ more than the project allows changes nothing (``safety``). The staging line
 format lives in ``connectors.lineformat``, so that connectors can produce it.
 """
 
-from .destination import Target
+from .destination import Target, run_committed
 from .dialects import transaction_lock_timeout
 from .extract import import_run_extract
 from .load import import_run_load
@@ -45,6 +45,7 @@ __all__ = [
     "TableStage",
     "Target",
     "change_text",
+    "run_committed",
     "stage_for",
     "Stage",
     "import_run_extract",

@@ -248,3 +248,21 @@ class Target:
                     self.project_id,
                 ],
             )
+
+
+def run_committed(project, run) -> dict | None:
+    """The counts of ``run`` if its data committed in the project's table.
+
+    The state row names the run and fence that last committed; a run whose
+    worker died between the destination's commit and the app's is found
+    here. None when it did not commit, or the destination cannot tell.
+    """
+    if project.layout != project.Layout.TABLE or run.fencing_token is None:
+        return None
+    try:
+        state = Target(project).state()
+    except Exception:  # noqa: BLE001 - an unreachable destination: reap as usual
+        return None
+    if state is None or state.run_id != run.pk or state.fence != run.fencing_token:
+        return None
+    return state.counts

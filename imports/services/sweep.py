@@ -20,13 +20,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from imports.loading import stages_present, transaction_lock_timeout
+from imports.loading import run_committed, stages_present, transaction_lock_timeout
 from imports.locks import project_lock, project_lock_held_by, project_locks_held
-from imports.models import ImportRun, ImportRunEvent
+from imports.models import RUN_COUNT_FIELDS, ImportRun, ImportRunEvent
 from imports.services.dispatch import import_run_dispatch
 from imports.services.events import import_run_event_record
 from imports.services.guard import DISPATCH_GRACE_SECONDS
-from imports.services.transitions import REAP_FAIL, REAP_RETRY
+from imports.services.transitions import REAP_FAIL, REAP_RETRY, RECONCILE
 from imports.services.waiting import connector_waiting_promote, run_slot_free
 from locking import LockingUnavailable
 
@@ -147,10 +147,25 @@ def _reap(run: ImportRun) -> bool:
         "error_class": "WorkerLost",
         "error_message": reason,
     }
+    committed = run_committed(run.project, run)
     with transaction.atomic():
         if not _row_locked(run):
             return False
-        if retry:
+        if committed is not None:
+            updated = RECONCILE.apply(
+                run,
+                actor=REAPER,
+                message=_(
+                    "The worker was lost after the data committed in the "
+                    "destination; the run follows the destination's record."
+                ),
+                guards=reaped["guards"],
+                error_class="",
+                error_message="",
+                **{k: v for k, v in committed.items() if k in RUN_COUNT_FIELDS},
+            )
+            retry = False
+        elif retry:
             # A new token for the next attempt: the lost worker, should it
             # wake up, owns nothing any more (its extend and release fail,
             # and its fence is older than the next attempt's).

@@ -155,6 +155,16 @@ SUCCEED = Transition(
     ENDING_FIELDS | COUNT_FIELDS,
     ends=True,
 )
+# The run's data committed in its destination, but its worker died before
+# the app recorded the end: the sweep finds the state row and follows it.
+RECONCILE = Transition(
+    "reconcile",
+    (Status.RUNNING,),
+    Status.SUCCEEDED,
+    Kind.RECONCILED,
+    ENDING_FIELDS | COUNT_FIELDS,
+    ends=True,
+)
 FAIL = Transition(
     "fail",
     (Status.RUNNING,),

@@ -2,11 +2,13 @@
 
 import json
 import uuid
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import connections, transaction
+from django.utils import timezone
 
 from imports.loading import (
     FenceRejected,
@@ -15,8 +17,10 @@ from imports.loading import (
     Target,
     import_run_load,
 )
-from imports.models import Destination, ImportRun, Project
+from imports.locks import project_lock
+from imports.models import Destination, ImportRun, ImportRunEvent, Project
 from imports.services.guard import import_run_request
+from imports.services.sweep import runs_reap_lost
 
 from .helpers import counts, run_import
 from .table_helpers import table_rows, table_types
@@ -165,3 +169,32 @@ def test_a_stale_fence_cannot_commit_into_the_destination(make_project, write_cs
     finally:
         stage.drop()
     assert [r["name"] for r in table_rows(project)] == ["a"]
+
+
+def test_the_sweep_reconciles_a_run_whose_data_committed(
+    make_project, write_csv, destination_url
+):
+    """Data committed in the destination, the worker died before the app's
+    commit: the sweep finds the state row and the run succeeds, not retries."""
+    destination = Destination.objects.create(name="dwh", url=destination_url)
+    path = write_csv([(1, "a", 1), (2, "b", 2)])
+    project = make_project(
+        source={"path": str(path)}, layout=Project.Layout.TABLE, destination=destination
+    )
+    run = import_run_request(project=project, requested_by="t", trigger="command")
+    stale = timezone.now() - timedelta(seconds=settings.IMPORTHUB_LEASE_SECONDS * 3)
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRun.Status.RUNNING, heartbeat_at=stale, fencing_token=41
+    )
+    project_lock(project.pk, token=run.lock_token).release()
+    target = Target(project)
+    target.ensure()
+    counts_committed = {"rows_read": 2, "rows_inserted": 2}
+    with target.atomic():
+        target.state_claim(fence=41, run_id=run.pk)
+        target.state_finish(columns=[], counts=counts_committed, committed_at="now")
+    assert runs_reap_lost() == 1
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.SUCCEEDED
+    assert (run.rows_read, run.rows_inserted) == (2, 2)
+    assert run.events.filter(kind=ImportRunEvent.Kind.RECONCILED).exists()
