@@ -20,9 +20,16 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from imports.loading import run_committed, stages_present, transaction_lock_timeout
+from imports.loading import (
+    STAGE_TABLE,
+    TableStage,
+    Target,
+    run_committed,
+    stages_present,
+    transaction_lock_timeout,
+)
 from imports.locks import project_lock, project_lock_held_by, project_locks_held
-from imports.models import RUN_COUNT_FIELDS, ImportRun, ImportRunEvent
+from imports.models import RUN_COUNT_FIELDS, ImportRun, ImportRunEvent, Project
 from imports.services.dispatch import import_run_dispatch
 from imports.services.events import import_run_event_record
 from imports.services.guard import DISPATCH_GRACE_SECONDS
@@ -314,9 +321,32 @@ def locks_release_orphaned() -> int:
     return released
 
 
+def _destination_stages() -> list:
+    """The staging tables in other databases that projects' tables land in."""
+    found = []
+    projects = Project.objects.filter(
+        layout=Project.Layout.TABLE, destination__isnull=False
+    ).order_by("destination_id", "pk")
+    seen = set()
+    for project in projects.select_related("destination"):
+        if project.destination_id in seen:
+            continue
+        seen.add(project.destination_id)
+        try:
+            target = Target(project)
+            names = target.db.introspection.table_names()
+        except Exception:  # noqa: BLE001 - unreachable: try at the next sweep
+            logger.warning("destination %s unreachable", project.destination_id)
+            continue
+        for name in names:
+            if match := STAGE_TABLE.match(name):
+                found.append((int(match.group(1)), TableStage(target, 0, table=name)))
+    return found
+
+
 def stages_drop_orphaned() -> int:
     """Drop staging tables whose run is over (left by a killed worker)."""
-    stages = stages_present()
+    stages = stages_present() + _destination_stages()
     if not stages:
         return 0
     active = set(

@@ -20,7 +20,7 @@ from imports.loading import (
 from imports.locks import project_lock
 from imports.models import Destination, ImportRun, ImportRunEvent, Project
 from imports.services.guard import import_run_request
-from imports.services.sweep import runs_reap_lost
+from imports.services.sweep import runs_reap_lost, stages_drop_orphaned
 
 from .helpers import counts, run_import
 from .table_helpers import table_rows, table_types
@@ -198,3 +198,21 @@ def test_the_sweep_reconciles_a_run_whose_data_committed(
     assert run.status == ImportRun.Status.SUCCEEDED
     assert (run.rows_read, run.rows_inserted) == (2, 2)
     assert run.events.filter(kind=ImportRunEvent.Kind.RECONCILED).exists()
+
+
+def test_the_sweep_drops_stages_left_in_a_destination(
+    make_project, write_csv, destination_url
+):
+    destination = Destination.objects.create(name="dwh2", url=destination_url)
+    project = make_project(
+        source={"path": str(write_csv([(1, "a", 1)]))},
+        layout=Project.Layout.TABLE,
+        destination=destination,
+    )
+    run = run_import(project)
+    assert run.status == ImportRun.Status.SUCCEEDED, run.error_message
+    left = TableStage(Target(project), run.pk, 99)  # a killed attempt's table
+    left.create(2)
+    assert left.exists()
+    assert stages_drop_orphaned() >= 1
+    assert not left.exists()
