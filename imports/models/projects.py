@@ -201,9 +201,22 @@ class Project(models.Model):
                 )
 
 
+#: Russian letters in Latin, so that a Russian name gives a readable table.
+_CYRILLIC = dict(
+    zip(
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+        "a b v g d e e zh z i i k l m n o p r s t u f kh ts ch sh shch  y  e yu ya"
+        .split(" "),
+        strict=True,
+    )
+)
+
+
 def table_name_derive(name: str, pk: int) -> str:
-    """A table name from a project's name and id: ``sales_eu_12``."""
-    slug = re.sub(r"[^a-z0-9_]+", "_", slugify(name).replace("-", "_"))
+    """A table name from a project's name and id: ``sales_eu_12``, and for
+    «Клиенты» ``klienty_1``."""
+    latin = "".join(_CYRILLIC.get(char, char) for char in name.lower())
+    slug = re.sub(r"[^a-z0-9_]+", "_", slugify(latin).replace("-", "_"))
     slug = slug.strip("_")[:50] or "project"
     if slug[0].isdigit():
         slug = f"p_{slug}"[:50]
