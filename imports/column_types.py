@@ -84,15 +84,17 @@ PHYSICAL = {
 
 INT4 = (-(2**31), 2**31 - 1)
 INT8 = (-(2**63), 2**63 - 1)
-_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
-_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+# re.ASCII: a digit is 0-9, as PostgreSQL's casts read it.
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$", re.ASCII)
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$", re.ASCII)
 _SPECIAL_NUMBERS = {"nan", "infinity", "+infinity", "-infinity", "inf", "-inf", "+inf"}
 _TRUE = {"t", "true", "y", "yes", "on", "1"}
 _FALSE = {"f", "false", "n", "no", "off", "0"}
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _TIMESTAMP = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
-    r"(Z|[+-]\d{2}(:?\d{2})?)?$"
+    r"(Z|[+-]\d{2}(:?\d{2})?)?$",
+    re.ASCII,
 )
 
 
@@ -111,6 +113,8 @@ def widen(current: str | None, needed: str | None) -> str | None:
         return needed
     if needed is None:
         return current
+    if {current, needed} in ({INTEGER, DOUBLE}, {BIGINT, DOUBLE}):
+        return DOUBLE  # JSON's 2 and 2.5: a floating point column
     if needed in LADDERS[current]:
         return needed
     if current in LADDERS[needed]:
@@ -288,13 +292,14 @@ def check_sql(expression: str, type_: str) -> str:
     if type_ in (INTEGER, BIGINT):
         low, high = INT4 if type_ == INTEGER else INT8
         return (
-            f"(CASE WHEN {e} ~ '^\\s*[+-]?\\d{{1,19}}\\s*$' "
+            f"(CASE WHEN {e} ~ '^\\s*[+-]?[0-9]{{1,19}}\\s*$' "
             f"THEN {e}::numeric BETWEEN {low} AND {high} ELSE false END)"
         )
     if type_ in (NUMERIC, DOUBLE):
         specials = ", ".join(f"'{s}'" for s in sorted(_SPECIAL_NUMBERS))
         return (
-            f"({e} ~ '^\\s*[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d{{1,3}})?\\s*$' "
+            f"({e} ~ '^\\s*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)"
+            f"([eE][+-]?[0-9]{{1,3}})?\\s*$' "
             f"OR lower(trim({e})) IN ({specials}))"
         )
     if type_ == BOOLEAN:
@@ -311,12 +316,13 @@ CREATE OR REPLACE FUNCTION pg_temp.importhub_is_valid(v text, t text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
   IF t = 'date' THEN
-    IF v !~ '^\\s*\\d{4}-\\d{2}-\\d{2}\\s*$' THEN RETURN false; END IF;
+    IF v !~ '^\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\\s*$' THEN RETURN false; END IF;
     PERFORM v::date;
   ELSIF t = 'timestamptz' THEN
     -- Adjacent literals on separate lines are one literal.
-    IF v !~ '^\\s*\\d{4}-\\d{2}-\\d{2}([T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,6})?)?'
-            '(Z|[+-]\\d{2}(:?\\d{2})?)?)?\\s*$'
+    IF v !~ '^\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}'
+            '([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,6})?)?'
+            '(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?\\s*$'
       THEN RETURN false; END IF;
     PERFORM v::timestamptz;
   ELSIF t = 'jsonb' THEN

@@ -205,9 +205,9 @@ class Project(models.Model):
 _CYRILLIC = dict(
     zip(
         "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
-        "a b v g d e e zh z i i k l m n o p r s t u f kh ts ch sh shch  y  e yu ya".split(
-            " "
-        ),
+        (
+            "a b v g d e e zh z i i k l m n o p r s t u f kh ts ch sh shch  y  e yu ya"
+        ).split(" "),
         strict=True,
     )
 )

@@ -216,3 +216,42 @@ def test_the_sweep_drops_stages_left_in_a_destination(
     assert left.exists()
     assert stages_drop_orphaned() >= 1
     assert not left.exists()
+
+
+def test_an_api_source_lands_typed_with_new_fields_mid_stream(
+    make_connector, make_project
+):
+    """JSON values keep their types: numbers, booleans, nested objects (jsonb);
+    a field first seen on a later page becomes a column; a missing one NULL."""
+    from tests.connectors.servers import LocalHttpServer, Reply
+
+    server = LocalHttpServer().start()
+    try:
+        items = [
+            {"id": 1, "price": 1.5, "ok": True, "tags": {"a": [1]}, "code": "007"},
+            {"id": 2, "price": 2, "ok": False, "tags": None, "code": "12"},
+            {"id": 3, "price": 3.25, "ok": None, "late": "x"},
+        ]
+        server.route("/items", Reply(items))
+        connector = make_connector(
+            kind="http_json", config={"url": server.url("/"), "timeout_read": 5}
+        )
+        project = make_project(
+            connector=connector, source={"path": "/items"}, layout=Project.Layout.TABLE
+        )
+        run = run_import(project)
+    finally:
+        server.stop()
+    assert run.status == ImportRun.Status.SUCCEEDED, run.error_message
+    assert counts(run) == (3, 3, 0, 0, 0, 0)
+    assert table_types(project) == {
+        "id": "integer",
+        "price": "double precision",
+        "ok": "boolean",
+        "tags": "jsonb",
+        "code": "text",  # a JSON string is text, whatever it spells
+        "late": "text",
+    }
+    rows = table_rows(project, order_by="id")
+    assert json.loads(rows[0]["tags"]) == {"a": [1]} and rows[0]["code"] == "007"
+    assert rows[2]["late"] == "x" and rows[0]["late"] is None
