@@ -252,6 +252,9 @@ IMPORTHUB_METRICS_WINDOW_SECONDS = env_int("IMPORTHUB_METRICS_WINDOW_SECONDS", 3
 # Typed tables: the schema of the app's database (or of a destination that
 # names none) that projects' tables land in.
 IMPORTHUB_DATA_SCHEMA = os.environ.get("IMPORTHUB_DATA_SCHEMA", "importhub_data")
+# PostgreSQL's work_mem for a merge's transaction (its hash joins of the
+# staged rows with the table).
+IMPORTHUB_MERGE_WORK_MEM = os.environ.get("IMPORTHUB_MERGE_WORK_MEM", "256MB")
 
 # Connectors. The folders a CSV connector may read files from (colon- or
 # comma-separated); a path outside them, after symlinks and "..", is refused.

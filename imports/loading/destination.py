@@ -129,6 +129,20 @@ class Target:
     def cursor(self):
         return self.db.cursor()
 
+    def tune_for_merge(self) -> None:
+        """Give the merge's transaction the memory its hash joins need.
+
+        A join or grouping of a million staged rows spills to disk in
+        PostgreSQL's default 4 MB of ``work_mem``; ``SET LOCAL`` ends with
+        the transaction.
+        """
+        if self.vendor == "postgresql":
+            with self.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('work_mem', %s, true)",
+                    [settings.IMPORTHUB_MERGE_WORK_MEM],
+                )
+
     # -- structure -------------------------------------------------------
 
     def ensure(self) -> None:

@@ -59,6 +59,7 @@ def table_load(
     """
     target = stage.target
     with target.atomic():
+        target.tune_for_merge()
         previous = target.state_claim(fence=fence, run_id=run_id)
         exists = target.table_exists()
         current = None

@@ -59,12 +59,15 @@ class TableMerge:
 
     # -- expressions -----------------------------------------------------
 
-    def value(self, column: Column, alias: str = "s") -> str:
-        """The column's staged text, NULL for a null marker or no field."""
+    def value(self, column: Column, alias: str = "s", *, normal=False) -> str:
+        """The column's staged text, NULL for a null marker or no field.
+
+        ``normal``: read the raw text (a key, or the checksum's input).
+        """
         if column.stage is None:
             return "NULL"
         source = f"{alias}.{column.stage}"
-        if not self.markers:
+        if normal or not self.markers:
             return source
         listed = ", ".join(quote_text(m) for m in self.markers)
         return f"(CASE WHEN {source} IN ({listed}) THEN NULL ELSE {source} END)"
@@ -74,9 +77,9 @@ class TableMerge:
             return check_sql(expression, type_)
         return f"importhub_fits({expression}, {quote_text(type_)})"
 
-    def typed(self, column: Column, alias: str = "s") -> str:
+    def typed(self, column: Column, alias: str = "s", *, normal=False) -> str:
         """The column's value as its type."""
-        value = self.value(column, alias)
+        value = self.value(column, alias, normal=normal)
         if column.type == TEXT or column.stage is None:
             return value
         if not self.postgres:
@@ -86,11 +89,11 @@ class TableMerge:
             return f"(CASE WHEN {self.fits(value, column.type)} THEN {cast} END)"
         return cast
 
-    def checksum(self, alias: str = "s") -> str:
+    def checksum(self, alias: str = "s", *, normal=False) -> str:
         """A digest of the row's values, by column name, with the markers."""
         columns = sorted(self.plan.staged, key=lambda c: c.name)
         salt = "|".join([*(c.name for c in columns), "", *self.markers])
-        values = ", ".join(self.value(c, alias) for c in columns)
+        values = ", ".join(self.value(c, alias, normal=normal) for c in columns)
         if self.postgres:
             return f"md5({quote_text(salt)} || ROW({values})::text)"
         return f"importhub_checksum({quote_text(salt)}, {values})"
@@ -101,9 +104,29 @@ class TableMerge:
         return [CHECKSUM]
 
     def key_values(self, alias: str = "s") -> list[str]:
+        """The key's values as their types; the checksum without keys.
+
+        A key holds no marker (such rows were rejected as missing a key),
+        so its raw text is read directly.
+        """
         if self.plan.keys:
-            return [self.typed(c, alias) for c in self.plan.keys]
-        return [self.checksum(alias)]
+            return [self.typed(c, alias, normal=True) for c in self.plan.keys]
+        return [self.checksum(alias, normal=True)]
+
+    def source(self) -> str:
+        """The staged rows with their checksum, as a subquery.
+
+        The checksum is taken of the raw staged text, with the markers in
+        its salt: equal text reads as equal values under the same markers,
+        so an unchanged row costs no marker test and no cast but its key's.
+        ("OFFSET 0" keeps the planner from inlining it, so that the digest
+        is computed once a row.)
+        """
+        offset = "OFFSET 0" if self.postgres else "LIMIT -1 OFFSET 0"
+        return (
+            f"(SELECT s.*, {self.checksum('s', normal=True)} AS _cs "
+            f"FROM {self.stage.sql} s {offset})"
+        )
 
     # -- checking --------------------------------------------------------
 
@@ -211,10 +234,14 @@ class TableMerge:
                     f"{name} {physical.get(kind, kind)}"
                     for name, kind in SYSTEM_COLUMNS
                 ]
-                key = ", ".join(self.key_names())
+                # PostgreSQL: the key comes after the rows (``run``).
+                key = (
+                    ""
+                    if self.postgres
+                    else f", PRIMARY KEY ({', '.join(self.key_names())})"
+                )
                 cursor.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.table} "
-                    f"({', '.join(columns + system)}, PRIMARY KEY ({key}))"
+                    f"CREATE TABLE {self.table} ({', '.join(columns + system)}{key})"
                 )
                 return
             for column in self.plan.added:
@@ -275,18 +302,23 @@ class TableMerge:
         Returns ``(inserted, updated, deleted)``.
         """
         names, values = self._insert_head()
-        source = f"(SELECT s.*, {self.checksum('s')} AS _cs FROM {self.stage.sql} s)"
+        source = self.source()
         with self.target.cursor() as cursor:
             if self.postgres and any(c.discard for c in self.plan.staged):
                 cursor.execute(VALID_FUNCTION_SQL)
-            if self.is_empty(cursor):
+            if self.plan.creates or self.is_empty(cursor):
                 cursor.execute(
                     f"INSERT INTO {self.table} ({names}) "
                     f"SELECT {values} FROM {source} c"
                 )
-                return cursor.rowcount, 0, 0
-            if self.postgres:
-                cursor.execute(f"ANALYZE {self.stage.sql}")
+                inserted = cursor.rowcount
+                if self.plan.creates and self.postgres:
+                    # One index build after the rows, not one insert each.
+                    cursor.execute(
+                        f"ALTER TABLE {self.table} ADD PRIMARY KEY "
+                        f"({', '.join(self.key_names())})"
+                    )
+                return inserted, 0, 0
             if replace and deletion_limit is not None:
                 self._check_deletions(cursor, deletion_limit)
             changed = (
