@@ -240,6 +240,10 @@ class CsvConnector(BaseConnector):
                         end = len(head)
                         break
                     head += chunk
+                if not head[:end].strip():
+                    self.close()
+                    self.open()
+                    return None  # an empty file: the row reader says so
                 header = next(
                     csv.reader(
                         [head[:end]],

@@ -70,6 +70,13 @@ def table_load(
                 f"The table {target.label} already exists and was not created by "
                 f"importhub for this project; give the project another table name."
             )
+        if not result.columns:
+            # A source that gave no rows, nor fields to know them by.
+            result.rows_deleted = _empty_source(
+                target, current, replace=replace, limit=deletion_limit
+            )
+            finish([])
+            return result
         plan = schema_plan(
             current=current,
             fields=result.columns,
@@ -126,6 +133,20 @@ def table_load(
         )
         finish(changes)
     return result
+
+
+def _empty_source(target, current, *, replace: bool, limit: DeletionLimit) -> int:
+    """An empty source: nothing to write; a replace empties the table, once
+    the deletion limit lets it. Returns how many rows went."""
+    if current is None or not replace:
+        return 0
+    table = target.qualified(target.table)
+    with target.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - quoted
+        existing = cursor.fetchone()[0]
+        limit.check(deleting=existing, current=existing, staged_empty=True)
+        cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - quoted
+        return cursor.rowcount
 
 
 def _discard_new_fields(merge: TableMerge, plan: Plan, result: LoadResult) -> int:

@@ -269,3 +269,18 @@ def test_a_foreign_table_is_not_written(table_project, write_csv):
     run = run_import(project)
     assert run.status == ImportRun.Status.FAILED
     assert "was not created by importhub" in run.error_message
+
+
+def test_an_empty_source_writes_nothing_and_guards_replace(
+    table_project, write_csv
+):
+    path = write_csv([(1, "a", 1), (2, "b", 2)])
+    project = table_project(path, mode=Project.Mode.REPLACE)
+    succeeded(run_import(project))
+    path.write_text("")  # not even a header
+    run = run_import(project)
+    assert run.status == ImportRun.Status.FAILED
+    assert "gave no rows" in run.error_message
+    assert len(table_rows(project)) == 2
+    confirmed = succeeded(run_import(project, confirm_deletions=True))
+    assert confirmed.rows_deleted == 2 and table_rows(project) == []
