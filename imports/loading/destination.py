@@ -151,7 +151,9 @@ class Target:
         statements = [
             f"CREATE TABLE IF NOT EXISTS {state} (project_id bigint PRIMARY KEY, "
             f"table_name text NOT NULL, fence bigint NOT NULL, run_id bigint NOT "
-            f"NULL, committed_at text, columns text NOT NULL, counts text NOT NULL)"
+            f"NULL, committed_at text, columns text NOT NULL, counts text NOT NULL, "
+            # An incremental project's cursor commits with its data.
+            f"cursor text)"
         ]
         if self.vendor == "postgresql":
             statements.insert(
