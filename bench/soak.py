@@ -426,6 +426,8 @@ class Soak:
                 key_fields=["id"],
                 mode=mode,
                 max_retries=self.rnd.choice((2, 3)),
+                # Both layouts: JSON records and typed tables.
+                layout="table" if i % 2 else "records",
             )
             source = Source(
                 project_id=project.pk,
@@ -951,6 +953,8 @@ class Soak:
             .values_list("project_id", "data__version", "n")
         ):
             actual[project_id][int(version)] = count
+        for project_id, version, count in self.table_versions():
+            actual[project_id][int(version)] = count
         for project_id, expected in self.expect.items():
             want = {expected.version: expected.rows} if expected.version else {}
             if actual.get(project_id, {}) != want:
@@ -960,6 +964,25 @@ class Soak:
                     f"{actual.get(project_id, {})}; expected {want} from run "
                     f"{expected.run_id}",
                 )
+
+    def table_versions(self):
+        """``(project, version, rows)`` of the typed tables' data."""
+        from django.db import connection
+
+        from imports.loading import Target
+        from imports.models import Project
+
+        for project in Project.objects.filter(layout="table"):
+            target = Target(project)
+            if not target.table_exists():
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT version, count(*) FROM "
+                    f"{target.qualified(target.table)} GROUP BY version"
+                )
+                for version, count in cursor.fetchall():
+                    yield project.pk, version, count
 
     def rewrite_sources(self) -> None:
         for source in self.sources.values():

@@ -271,9 +271,7 @@ def test_a_foreign_table_is_not_written(table_project, write_csv):
     assert "was not created by importhub" in run.error_message
 
 
-def test_an_empty_source_writes_nothing_and_guards_replace(
-    table_project, write_csv
-):
+def test_an_empty_source_writes_nothing_and_guards_replace(table_project, write_csv):
     path = write_csv([(1, "a", 1), (2, "b", 2)])
     project = table_project(path, mode=Project.Mode.REPLACE)
     succeeded(run_import(project))
