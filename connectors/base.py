@@ -71,6 +71,11 @@ class BaseConnector:
     #: Config keys whose values are secrets: never shown, logged or echoed.
     secret_fields: tuple[str, ...] = ()
 
+    #: An incremental project's cursor: where this run reads from (None:
+    #: from the start). Set by the pipeline before ``open()``; a connector
+    #: that reads incrementally binds it (``imports.cursors``).
+    cursor_value: Any = None
+
     def __init__(self, *, config: Mapping[str, Any], source: Mapping[str, Any]):
         self.config = dict(config or {})
         self.source = dict(source or {})
@@ -145,6 +150,12 @@ class BaseConnector:
     values_are_text: bool = False
     #: True when the connector implements ``copy_source()``.
     supports_copy: bool = False
+
+    def fingerprint(self) -> dict | None:
+        """Optional: what identifies this version of the source (a file's
+        size and time, an ETag), so that an unchanged source is not read
+        again. None when the source cannot tell."""
+        return None
 
     def copy_source(self) -> CopySource | None:
         """Optional fast path for typed tables: the source as COPY bytes.

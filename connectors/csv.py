@@ -4,6 +4,7 @@ import codecs
 import csv
 import gzip
 import io
+import os
 import re
 import zlib
 from collections.abc import Iterator, Mapping
@@ -13,7 +14,8 @@ from urllib.parse import urlsplit
 from django.utils.translation import gettext_lazy as _
 
 from .base import BadRow, BaseConnector, CopySource, Row
-from .csv_files import GZIP_MAGIC, csv_file_open, peek, text_encoding
+from .csv_copy import csv_copy_source
+from .csv_files import GZIP_MAGIC, csv_file_open, header_check, peek, text_encoding
 from .exceptions import PermanentSourceError, SourceError, TransientSourceError
 from .options import OptionErrors, credentials_origin_check, merge_options
 from .transport import (
@@ -220,72 +222,36 @@ class CsvConnector(BaseConnector):
 
     values_are_text = True
     supports_copy = True
-    CHUNK = 1 << 20
 
-    def copy_source(self) -> CopySource | None:
-        """The file after its header, as UTF-8 bytes in COPY's CSV format.
+    def fingerprint(self) -> dict | None:
+        """What tells this source apart from its next version, or None.
 
-        None for a file of one column, whose blank lines COPY would read as
-        rows (the row-by-row reader skips them).
+        A file: its size, modification time and inode, read from the file
+        opened (not from its name). A URL: its ETag or Last-Modified, when
+        the server gives one.
         """
         if self._file is None:
             self.open()
-        quotechar = self.options.get("quotechar", '"')
-        head = ""
+        if self._response is not None:
+            headers = self._response.headers
+            found = {
+                name: headers.get(name)
+                for name in ("ETag", "Last-Modified")
+                if headers.get(name)
+            }
+            return {"url": self.options["url"], **found} if found else None
         try:
-            if self.options.get("header", True):
-                while (end := _first_record_end(head, quotechar)) < 0:
-                    chunk = self._file.read(self.CHUNK)
-                    if not chunk:
-                        end = len(head)
-                        break
-                    head += chunk
-                if not head[:end].strip():
-                    self.close()
-                    self.open()
-                    return None  # an empty file: the row reader says so
-                header = next(
-                    csv.reader(
-                        [head[:end]],
-                        delimiter=self.options.get("delimiter", ","),
-                        quotechar=quotechar,
-                    ),
-                    None,
-                )
-                if header is None:
-                    return None
-                columns, head = header_check(header), head[end:]
-            else:
-                columns = list(self.options["columns"])
-        except (csv.Error, UnicodeDecodeError):
-            self.close()
-            self.open()
+            info = os.fstat(self._raw.fileno())
+        except (AttributeError, OSError, ValueError):
             return None
-        except NETWORK_ERRORS as exc:
-            raise TransientSourceError(
-                self.redact(f"Reading {self.options.get('url')} failed: {exc}")
-            )
-        if len(columns) < 2:
-            self.close()
-            self.open()
-            return None
-
-        def chunks() -> Iterator[bytes]:
-            if head:
-                yield head.encode()
-            try:
-                while chunk := self._file.read(self.CHUNK):
-                    yield chunk.encode()
-            except NETWORK_ERRORS as exc:
-                raise TransientSourceError(
-                    self.redact(f"Reading {self.options['url']} failed: {exc}")
-                )
-
-        options = {
-            "delimiter": self.options.get("delimiter", ","),
-            "quotechar": quotechar,
+        return {
+            "size": info.st_size,
+            "mtime_ns": info.st_mtime_ns,
+            "inode": info.st_ino,
         }
-        return CopySource(columns, [None] * len(columns), "csv", options, chunks())
+
+    def copy_source(self) -> CopySource | None:
+        return csv_copy_source(self)
 
     def iter_records(self) -> Iterator[Row | BadRow]:
         if self._file is None:
@@ -352,43 +318,6 @@ class CsvConnector(BaseConnector):
                     f"{where(reader.line_num, data_row)}: {describe_error(exc)}"
                 )
             )
-
-
-def header_check(columns: list[str]) -> list[str]:
-    """The header's column names, checked.
-
-    Raises:
-        PermanentSourceError: the header is empty or repeats a name.
-    """
-    if columns and columns[0].startswith("\ufeff"):
-        # A byte order mark decoded by an explicit UTF-16 codec.
-        columns[0] = columns[0][1:]
-    if not any(columns):
-        raise PermanentSourceError("The CSV header row is empty.")
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicates:
-        raise PermanentSourceError(
-            f"The CSV header names a column more than once: {', '.join(duplicates)}."
-        )
-    return columns
-
-
-def _first_record_end(text: str, quotechar: str) -> int:
-    """Where the first record of ``text`` ends (after its line break), or -1.
-
-    A line break inside a quoted field does not end it.
-    """
-    quoted = False
-    for position, char in enumerate(text):
-        if char == quotechar:
-            quoted = not quoted
-        elif char in "\r\n" and not quoted:
-            if char == "\r" and text[position + 1 : position + 2] == "\n":
-                return position + 2
-            if char == "\r" and position + 1 == len(text):
-                return -1  # the \n may be in the next chunk
-            return position + 1
-    return -1
 
 
 def _undecodable(row: list[str]) -> bool:

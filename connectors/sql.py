@@ -256,7 +256,7 @@ class SqlConnector(BaseConnector):
         if self._connection is None:
             self.open()
         query = strip_query(self.options["query"])
-        params = self.options.get("params")
+        params = self._params()
         try:
             self._cursor = cursor = self._declare(query, params)
             cursor.itersize = self.options["itersize"]
@@ -289,7 +289,7 @@ class SqlConnector(BaseConnector):
         if self._connection is None:
             self.open()
         query = strip_query(self.options["query"])
-        params = self.options.get("params")
+        params = self._params()
         statement = copy_out_sql(query=sql.SQL(query), key_fields=key_fields)
         try:
             # COPY may go over the simple protocol, where a query that
@@ -323,7 +323,7 @@ class SqlConnector(BaseConnector):
         if self._connection is None:
             self.open()
         query = strip_query(self.options["query"])
-        params = self.options.get("params")
+        params = self._params()
         try:
             declared = self._declare(query, params)
             description = list(declared.description or ())
@@ -350,6 +350,13 @@ class SqlConnector(BaseConnector):
                 raise self._translate(exc, "The SQL query failed") from None
 
         return CopySource(names, types, "text", {}, chunks())
+
+    def _params(self):
+        """The query's parameters; with a cursor, ``cursor`` among them."""
+        params = self.options.get("params")
+        if "cursor" not in self.source:
+            return params
+        return {**(params or {}), "cursor": self.cursor_value}
 
     def _export_timeout_name(self) -> str:
         given = {**self.config, **self.source}

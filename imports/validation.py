@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 
 from connectors.validation import connector_source_validate
 from imports.column_types import TYPES, type_normalize
+from imports.cursors import cursor_problems
 
 
 def project_settings_validate(
@@ -17,6 +18,7 @@ def project_settings_validate(
     mode: str,
     column_types: Any = None,
     null_markers: Any = None,
+    layout: str = "table",
 ) -> None:
     """Check a project's source, key fields, mode and table settings together.
 
@@ -44,10 +46,17 @@ def project_settings_validate(
     ):
         errors["null_markers"] = [_("Null markers must be a list of strings.")]
     if connector is not None:
+        cursor = cursor_problems(source, kind=connector.kind, layout=layout)
+        checked = source
+        if isinstance(source, dict) and "cursor" in source:
+            # The connector's own checks see the source as it reads it.
+            checked = {k: v for k, v in source.items() if k != "cursor"}
         try:
-            connector_source_validate(connector=connector, source=source)
+            connector_source_validate(connector=connector, source=checked)
         except ValidationError as exc:
             errors.update(exc.message_dict)
+        if cursor:
+            errors.setdefault("source", []).extend(cursor)
     if errors:
         raise ValidationError(errors)
 
@@ -62,6 +71,7 @@ def project_settings_errors(project) -> list[str]:
             mode=project.mode,
             column_types=project.column_types,
             null_markers=project.null_markers,
+            layout=project.layout,
         )
     except ValidationError as exc:
         return [

@@ -86,6 +86,21 @@ class StateRow:
     table: str
     columns: list
     counts: dict
+    cursor: dict | None = None
+
+
+def _state_row(row) -> StateRow | None:
+    if row is None:
+        return None
+    fence, run_id, table, columns, counts, cursor = row
+    return StateRow(
+        int(fence),
+        int(run_id),
+        table,
+        json.loads(columns),
+        json.loads(counts),
+        json.loads(cursor) if cursor else None,
+    )
 
 
 class Target:
@@ -191,19 +206,14 @@ class Target:
         try:
             with self.cursor() as cursor:
                 cursor.execute(
-                    f"SELECT fence, run_id, table_name, columns, counts FROM "
-                    f"{self.qualified(STATE_TABLE)} WHERE project_id = %s",
+                    f"SELECT fence, run_id, table_name, columns, counts, cursor "
+                    f"FROM {self.qualified(STATE_TABLE)} WHERE project_id = %s",
                     [self.project_id],
                 )
                 row = cursor.fetchone()
         except ProgrammingError:
             return None
-        if row is None:
-            return None
-        fence, run_id, table, columns, counts = row
-        return StateRow(
-            int(fence), int(run_id), table, json.loads(columns), json.loads(counts)
-        )
+        return _state_row(row)
 
     def state_claim(self, *, fence: int, run_id: int) -> StateRow | None:
         """Claim the state row for a load with ``fence``; the row before.
@@ -218,16 +228,12 @@ class Target:
         previous = None
         with self.cursor() as cursor:
             cursor.execute(
-                f"SELECT fence, run_id, table_name, columns, counts FROM "
+                f"SELECT fence, run_id, table_name, columns, counts, cursor FROM "
                 f"{self.qualified(STATE_TABLE)} WHERE project_id = %s"
                 + (" FOR UPDATE" if self.vendor == "postgresql" else ""),
                 [self.project_id],
             )
-            row = cursor.fetchone()
-            if row is not None:
-                previous = StateRow(
-                    int(row[0]), row[1], row[2], json.loads(row[3]), json.loads(row[4])
-                )
+            previous = _state_row(cursor.fetchone())
             cursor.execute(
                 f"INSERT INTO {self.qualified(STATE_TABLE)} AS st (project_id, "
                 f"table_name, fence, run_id, columns, counts) "
@@ -250,17 +256,27 @@ class Target:
                 )
         return previous
 
-    def state_finish(self, *, columns: list, counts: dict, committed_at: str) -> None:
-        """Record what the load committed, in its own transaction."""
-        with self.cursor() as cursor:
-            cursor.execute(
+    def state_finish(
+        self,
+        *,
+        columns: list,
+        counts: dict,
+        committed_at: str,
+        cursor: dict | None = None,
+    ) -> None:
+        """Record what the load committed, in its own transaction: the
+        columns, the counts and the incremental cursor."""
+        with self.cursor() as db_cursor:
+            db_cursor.execute(
                 f"UPDATE {self.qualified(STATE_TABLE)} SET table_name = %s, "
-                f"columns = %s, counts = %s, committed_at = %s WHERE project_id = %s",
+                f"columns = %s, counts = %s, committed_at = %s, cursor = %s "
+                f"WHERE project_id = %s",
                 [
                     self.table,
                     json.dumps(columns),
                     json.dumps(counts),
                     committed_at,
+                    None if cursor is None else json.dumps(cursor),
                     self.project_id,
                 ],
             )

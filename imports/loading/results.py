@@ -46,11 +46,34 @@ class LoadResult:
     types: list[str | None] = field(default_factory=list)
     #: Rows a typed load's contract rejected (after the extraction).
     rejected_at_load: int = 0
+    #: An incremental project's cursor as this run found and left it.
+    cursor_before: dict | None = None
+    cursor_after: dict | None = None
+    #: The run reads only what changed since the cursor (never deletes).
+    incremental: bool = False
+    #: A CSV source unchanged since the last import: nothing was read.
+    source_unchanged: bool = False
+    #: The source file's fingerprint (CSV), stored with the cursor.
+    fingerprint: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    EXTRA = (
+        "rejected_samples",
+        "columns",
+        "types",
+        "rejected_at_load",
+        "cursor_before",
+        "cursor_after",
+        "incremental",
+        "source_unchanged",
+        "fingerprint",
+        "warnings",
+    )
 
     def counts(self) -> dict[str, int]:
         """The counts by the names of ``ImportRun``'s fields."""
         data = asdict(self)
-        for name in ("rejected_samples", "columns", "types", "rejected_at_load"):
+        for name in self.EXTRA:
             data.pop(name)
         data["rows_duplicates"] = data.pop("duplicates")
         return data

@@ -24,9 +24,11 @@ from django.db import connections
 from connectors.base import BadRow, BaseConnector, CopySource
 from connectors.exceptions import PermanentSourceError
 from imports import column_types
+from imports.cursors import cursor_config, cursor_start
 from imports.models import ImportRun, Project
 
 from .results import BadRowError, ImportInterrupted, LoadResult, row_label
+from .table_schema import SchemaViolation
 from .table_stage import TableStage
 
 REJECTED_SAMPLES = 10
@@ -56,8 +58,28 @@ def table_extract(
     project = run.project
     stage.target.ensure()
     markers = set(project.null_markers or [])
+    config = cursor_config(project.source)
+    stored = None
+    if config is not None:
+        state = stage.target.state()
+        stored = state.cursor if state else None
+        connector.cursor_value = cursor_start(config, stored, full=run.full_refresh)
     result = None
     with connector:
+        fingerprint = connector.fingerprint() if config is not None else None
+        if (
+            fingerprint
+            and not run.full_refresh
+            and stored
+            and stored.get("fingerprint") == fingerprint
+        ):
+            stage.create(0)
+            return LoadResult(
+                source_unchanged=True,
+                cursor_before=stored,
+                fingerprint=fingerprint,
+                incremental=True,
+            )
         if stage.postgres and connector.supports_copy:
             source = connector.copy_source()
             if source is not None:
@@ -70,7 +92,11 @@ def table_extract(
             result = _rows(
                 project, connector, stage, batch_size, should_stop, on_progress
             )
-    _reject_missing_keys(project, stage, result)
+    if config is not None:
+        result.cursor_before = stored
+        result.incremental = not run.full_refresh
+        result.fingerprint = fingerprint
+    _reject_missing_keys(project, stage, result, cursor=config)
     on_progress(result)
     return result
 
@@ -197,30 +223,47 @@ def _count_rejected(result: LoadResult, row: int, reason: str, line=None) -> Non
         result.rejected_samples.append(sample)
 
 
-def _reject_missing_keys(project: Project, stage: TableStage, result: LoadResult):
+def _reject_missing_keys(
+    project: Project, stage: TableStage, result: LoadResult, *, cursor=None
+):
+    """Reject the rows missing a key field (or the cursor's field)."""
     keys = list(project.key_fields or [])
-    present = [
-        (name, f"c{result.columns.index(name) + 1}")
-        for name in keys
-        if name in result.columns
-    ]
-    if len(present) != len(keys):
+    if not result.columns:
+        return
+    if any(name not in result.columns for name in keys):
         return  # the load's schema check names the missing key field
+    if cursor is not None and cursor.field:
+        if cursor.field not in result.columns:
+            raise SchemaViolation(
+                f"The cursor's field `{cursor.field}` is not among the source's "
+                f"fields ({', '.join(result.columns[:20])})."
+            )
+        if cursor.field not in keys:
+            keys.append(cursor.field)
+    present = [(name, f"c{result.columns.index(name) + 1}") for name in keys]
     count, found = stage.reject_missing_keys(
         present, list(project.null_markers or []), samples=REJECTED_SAMPLES
     )
     if not count:
         return
+    cursor_field = cursor.field if cursor is not None else None
+
+    def reason(fields: list[str]) -> str:
+        parts = []
+        if missing_keys := [
+            f for f in fields if f != cursor_field or f in (project.key_fields or [])
+        ]:
+            parts.append(f"missing key field(s) {', '.join(missing_keys)}")
+        if cursor_field in fields and cursor_field not in (project.key_fields or []):
+            parts.append(f"missing cursor field {cursor_field}")
+        return "; ".join(parts)
+
     if project.on_bad_row != Project.OnBadRow.SKIP:
         row, fields = found[0]
-        raise BadRowError(
-            f"{row_label(row)}: missing key field(s) {', '.join(fields)}."
-        )
+        raise BadRowError(f"{row_label(row)}: {reason(fields)}.")
     result.rows_rejected += count
     for row, fields in found:
         if len(result.rejected_samples) >= REJECTED_SAMPLES:
             break
-        result.rejected_samples.append(
-            {"row": row, "reason": f"missing key field(s) {', '.join(fields)}"}
-        )
+        result.rejected_samples.append({"row": row, "reason": reason(fields)})
     result.rejected_samples.sort(key=lambda sample: sample["row"])

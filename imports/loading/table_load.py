@@ -17,6 +17,7 @@ from collections.abc import Callable
 from django.db import DataError
 from django.utils import timezone
 
+from imports.cursors import cursor_compare, cursor_config, cursor_json
 from imports.models import Project
 
 from .results import LoadResult
@@ -58,9 +59,20 @@ def table_load(
         DeletionLimitExceeded: see ``DeletionLimit``.
     """
     target = stage.target
+    replace = replace and not result.incremental
     with target.atomic():
         target.tune_for_merge()
         previous = target.state_claim(fence=fence, run_id=run_id)
+        if result.source_unchanged:
+            result.cursor_after = result.cursor_before
+            target.state_finish(
+                columns=previous.columns if previous else [],
+                counts=result.counts(),
+                committed_at=timezone.now().isoformat(),
+                cursor=result.cursor_after,
+            )
+            finish([])
+            return result
         exists = target.table_exists()
         current = None
         if previous is not None and previous.table == target.table and exists:
@@ -75,6 +87,14 @@ def table_load(
             result.rows_deleted = _empty_source(
                 target, current, replace=replace, limit=deletion_limit
             )
+            result.cursor_after = result.cursor_before
+            if current is not None:
+                target.state_finish(
+                    columns=current,
+                    counts=result.counts(),
+                    committed_at=timezone.now().isoformat(),
+                    cursor=result.cursor_after,
+                )
             finish([])
             return result
         plan = schema_plan(
@@ -122,10 +142,12 @@ def table_load(
         changes = plan.changes()
         if discarded:
             changes.append({"change": "discarded_values", "count": discarded})
+        result.cursor_after = _cursor_next(project, merge, plan, result)
         target.state_finish(
             columns=[c.as_dict() for c in plan.columns],
             counts=result.counts(),
             committed_at=timezone.now().isoformat(),
+            cursor=result.cursor_after,
         )
         project.table_columns = [c.as_dict() for c in plan.columns]
         Project.objects.filter(pk=project.pk).update(
@@ -133,6 +155,46 @@ def table_load(
         )
         finish(changes)
     return result
+
+
+def _cursor_next(project, merge: TableMerge, plan: Plan, result: LoadResult):
+    """The cursor to commit: the largest staged value of its field, never
+    below the one stored; None for a project without a cursor.
+
+    Raises:
+        SchemaViolation: the new value cannot be compared with the stored.
+    """
+    config = cursor_config(project.source)
+    if config is None:
+        return None
+    stored = result.cursor_before or {}
+    kept = {k: v for k, v in stored.items() if k != "fingerprint"}
+    if result.fingerprint:
+        kept["fingerprint"] = result.fingerprint
+    if not config.field:
+        return kept or None
+    column = next(c for c in plan.columns if c.name == config.field)
+    found = cursor_json(merge.largest(column))
+    old = stored.get("value") if stored.get("field") == config.field else None
+    if found is None:
+        found = old  # nothing new: the cursor stays
+    elif old is not None:
+        order = cursor_compare(found, old)
+        if order is None:
+            raise SchemaViolation(
+                f"The cursor's new value {found!r} of `{config.field}` cannot be "
+                f"compared with the stored {old!r}; run a full refresh to start "
+                f"the cursor anew."
+            )
+        if order < 0:
+            result.warnings.append(
+                f"The largest `{config.field}` read ({found!r}) is below the "
+                f"stored cursor ({old!r}); the cursor stays where it was."
+            )
+            found = old
+    if found is None:
+        return kept or None
+    return {**kept, "field": config.field, "value": found, "type": column.type}
 
 
 def _empty_source(target, current, *, replace: bool, limit: DeletionLimit) -> int:

@@ -128,6 +128,14 @@ class TableMerge:
             f"FROM {self.stage.sql} s {offset})"
         )
 
+    def largest(self, column: Column):
+        """The largest staged value of ``column``, as its type (None: none)."""
+        if column.stage is None:
+            return None
+        with self.target.cursor() as cursor:
+            cursor.execute(f"SELECT max({self.typed(column)}) FROM {self.stage.sql} s")
+            return cursor.fetchone()[0]
+
     # -- checking --------------------------------------------------------
 
     def analyze(self) -> list[Misfit]:

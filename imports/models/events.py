@@ -54,6 +54,7 @@ class ImportRunEvent(Event):
         SWEEP_FAILED = "sweep_failed", _("The sweep could not handle the run")
         SCHEMA_CHANGED = "schema_changed", _("Table schema changed")
         RECONCILED = "reconciled", _("Reconciled with the destination")
+        WARNING = "warning", _("Warning")
 
     run = models.ForeignKey(
         ImportRun,

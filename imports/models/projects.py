@@ -190,6 +190,7 @@ class Project(models.Model):
             mode=self.mode,
             column_types=self.column_types,
             null_markers=self.null_markers,
+            layout=self.layout,
         )
         if self.layout == self.Layout.TABLE and self.table_name:
             taken = Project.objects.filter(

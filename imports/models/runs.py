@@ -153,6 +153,26 @@ class ImportRun(models.Model):
             "deletion limit."
         ),
     )
+    full_refresh = models.BooleanField(
+        _("full refresh"),
+        default=False,
+        help_text=_(
+            "An incremental project reads its whole source again and starts "
+            "its cursor anew."
+        ),
+    )
+    cursor_before = models.JSONField(
+        _("cursor before"),
+        null=True,
+        blank=True,
+        help_text=_("The incremental cursor this run read from."),
+    )
+    cursor_after = models.JSONField(
+        _("cursor after"),
+        null=True,
+        blank=True,
+        help_text=_("The cursor this run committed with its data."),
+    )
     error_class = models.CharField(
         _("error class"),
         max_length=200,

@@ -111,6 +111,13 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
                     % {"count": result.rejected_at_load},
                     data={"samples": result.rejected_samples},
                 )
+            for warning in result.warnings:
+                import_run_event_record(
+                    run=run,
+                    kind=ImportRunEvent.Kind.WARNING,
+                    actor=WORKER,
+                    message=warning,
+                )
             if changes:
                 import_run_event_record(
                     run=run,
@@ -124,9 +131,21 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
                 guards=attempt.guards,
                 actor=WORKER,
                 message=_success_message(result),
-                data={"duplicates": result.duplicates},
+                data={
+                    "duplicates": result.duplicates,
+                    **(
+                        {
+                            "cursor_before": result.cursor_before,
+                            "cursor_after": result.cursor_after,
+                        }
+                        if result.cursor_before or result.cursor_after
+                        else {}
+                    ),
+                },
                 error_class="",
                 error_message="",
+                cursor_before=result.cursor_before,
+                cursor_after=result.cursor_after,
                 **result.counts(),
             )
 
@@ -169,6 +188,10 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
             duplicates=data.get("duplicates", 0),
             columns=data.get("columns", []),
             types=data.get("types", []),
+            cursor_before=data.get("cursor_before"),
+            incremental=data.get("incremental", False),
+            source_unchanged=data.get("source_unchanged", False),
+            fingerprint=data.get("fingerprint"),
         )
         attempt.record(
             ImportRunEvent.Kind.RESUMED,
@@ -200,11 +223,7 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
             "duplicates": result.duplicates,
             "attempt": run.attempt,
             "stage": stage.table,
-            **(
-                {"columns": result.columns, "types": result.types}
-                if result.columns
-                else {}
-            ),
+            **_typed_extraction(result),
         },
     )
     if result.rejected_samples:
@@ -217,7 +236,28 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
     return result, stage
 
 
+def _typed_extraction(result: LoadResult) -> dict:
+    """What a load-only retry of a typed load needs to know of its stage."""
+    found = {}
+    if result.columns:
+        found.update(columns=result.columns, types=result.types)
+    if result.cursor_before or result.incremental or result.fingerprint:
+        found.update(
+            cursor_before=result.cursor_before,
+            incremental=result.incremental,
+            fingerprint=result.fingerprint,
+        )
+    if result.source_unchanged:
+        found["source_unchanged"] = True
+    return found
+
+
 def _success_message(result: LoadResult) -> str:
+    if result.source_unchanged:
+        return _(
+            "The source has not changed since the last successful import; "
+            "nothing was read."
+        )
     return _(
         "%(read)s read, %(inserted)s inserted, %(updated)s updated, "
         "%(unchanged)s unchanged, %(deleted)s deleted, %(rejected)s rejected, "

@@ -125,13 +125,17 @@ def import_run_request(
     trigger: str,
     retry_of: ImportRun | None = None,
     confirm_deletions: bool = False,
+    full_refresh: bool = False,
+    reason: str = "",
 ) -> ImportRun:
     """Accept an import of ``project`` and dispatch it, or refuse it.
 
     Returns the new run, queued (its task is published when the surrounding
     transaction commits; at once when there is none) or waiting for a slot.
     ``confirm_deletions`` lets a replace run delete more than the project's
-    deletion limit.
+    deletion limit. ``full_refresh`` makes an incremental project read its
+    whole source and start its cursor anew (the run holds the project's
+    lock, so the reset happens under it); ``reason`` is recorded with it.
 
     Raises:
         ProjectBusy: the project already has an active import.
@@ -182,12 +186,15 @@ def import_run_request(
                 lock_token=lock.token,
                 celery_task_id=str(uuid.uuid4()),
                 deletions_confirmed=confirm_deletions,
+                full_refresh=full_refresh,
             )
             # The foreign keys are the caller's objects: no query to check
             # that they exist; the database's constraints hold anyway.
             run.full_clean(exclude=["project", "retry_of"], validate_constraints=False)
             run.save()
-            _record_request(run, connector=connector, requested_by=requested_by)
+            _record_request(
+                run, connector=connector, requested_by=requested_by, reason=reason
+            )
             if has_slot:
                 transaction.on_commit(
                     lambda: import_run_dispatch(run=run), robust=False
@@ -204,7 +211,9 @@ def import_run_request(
     return run
 
 
-def _record_request(run: ImportRun, *, connector: Connector, requested_by: str) -> None:
+def _record_request(
+    run: ImportRun, *, connector: Connector, requested_by: str, reason: str = ""
+) -> None:
     import_run_event_record(
         run=run,
         kind=ImportRunEvent.Kind.REQUESTED,
@@ -215,6 +224,8 @@ def _record_request(run: ImportRun, *, connector: Connector, requested_by: str) 
             "trigger": run.trigger,
             "retry_of": run.retry_of_id,
             **({"confirm_deletions": True} if run.deletions_confirmed else {}),
+            **({"full_refresh": True} if run.full_refresh else {}),
+            **({"reason": reason[:500]} if reason else {}),
         },
     )
     if run.status == ImportRun.Status.WAITING:

@@ -152,7 +152,7 @@ SUCCEED = Transition(
     (Status.RUNNING,),
     Status.SUCCEEDED,
     Kind.SUCCEEDED,
-    ENDING_FIELDS | COUNT_FIELDS,
+    ENDING_FIELDS | COUNT_FIELDS | frozenset({"cursor_before", "cursor_after"}),
     ends=True,
 )
 # The run's data committed in its destination, but its worker died before
