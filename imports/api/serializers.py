@@ -76,6 +76,19 @@ class ImportRequestSerializer(serializers.Serializer):
             "project's deletion limit (or to empty the project)."
         ),
     )
+    full_refresh = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "An incremental project reads its whole source again and starts "
+            "its cursor anew."
+        ),
+    )
+    reason = serializers.CharField(
+        default="",
+        allow_blank=True,
+        max_length=500,
+        help_text="Why, recorded on the run (for a full refresh, say).",
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

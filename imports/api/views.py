@@ -55,6 +55,8 @@ class ProjectImportCreateView(APIView):
                 requested_by=request.user.get_username(),
                 trigger=ImportRun.Trigger.API,
                 confirm_deletions=body.validated_data["confirm_deletions"],
+                full_refresh=body.validated_data["full_refresh"],
+                reason=body.validated_data["reason"],
             )
         except ProjectBusy as exc:
             return Response(

@@ -115,6 +115,22 @@ class TestStartImport:
         )
         assert response.status == 202
 
+    def test_a_full_refresh_is_requested_with_its_reason(
+        self, api, token, make_project
+    ):
+        project = make_project()
+        response = http(
+            "POST",
+            api(f"projects/{project.pk}/imports"),
+            token=token,
+            body={"full_refresh": True, "reason": "the source was rebuilt"},
+        )
+        assert response.status == 202
+        run = ImportRun.objects.get(project=project)
+        assert run.full_refresh
+        event = run.events.get(kind="requested")
+        assert event.data["reason"] == "the source was rebuilt"
+
 
 class TestAuthentication:
     def test_no_token_is_401(self, api, make_project, published):

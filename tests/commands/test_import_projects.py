@@ -193,3 +193,19 @@ class TestKeysetPaging:
             assert sum(len(page) for page in pages(Project.objects.all(), 2)) == 5
         sql = ctx.captured_queries[1]["sql"]
         assert '"id" >' in sql and "LIMIT 2" in sql and "OFFSET" not in sql
+
+
+def test_full_refresh_is_requested_with_its_reason(make_project, published):
+    project = make_project()
+    code, lines, _ = run_command(
+        "--project", str(project.pk), "--full-refresh", "--reason", "drift"
+    )
+    assert code == 0 and accepted_projects(lines) == [project.pk]
+    run = project.runs.get()
+    assert run.full_refresh
+    assert run.events.get(kind="requested").data == {
+        "trigger": "command",
+        "retry_of": None,
+        "full_refresh": True,
+        "reason": "drift",
+    }

@@ -211,6 +211,17 @@ class Command(OperatorCommand):
             help="Allow replace runs to delete more than each project's "
             "deletion limit (or to empty a project whose source is empty).",
         )
+        parser.add_argument(
+            "--full-refresh",
+            action="store_true",
+            help="Incremental projects read their whole source again and start "
+            "their cursor anew (recorded on the run).",
+        )
+        parser.add_argument(
+            "--reason",
+            default="",
+            help="Why: recorded on each run's request (with --full-refresh).",
+        )
 
     def handle(self, *args, **options):
         if options["page_size"] < 1:
@@ -236,6 +247,8 @@ class Command(OperatorCommand):
                     requested_by=requested_by,
                     trigger=ImportRun.Trigger.COMMAND,
                     confirm_deletions=options["confirm_deletions"],
+                    full_refresh=options["full_refresh"],
+                    reason=options["reason"],
                 )
             except ImportRequestError as exc:
                 self.stdout.write(f"rejected {project.pk}: {exc}")
