@@ -9,6 +9,7 @@ read-only fields, shown on an existing connector's page.
 import json
 
 from django.contrib import admin
+from django.db.models.constants import LOOKUP_SEP
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -18,9 +19,28 @@ from .registry import connector_choices, connector_secret_fields
 from .secrets import mask_config
 
 
+class SecretLookupsMixin:
+    """Refuses list lookups on the fields that hold secrets.
+
+    The admin allows any lookup on a model's own fields in the query
+    string: ``?config__password__startswith=a`` would count the connectors
+    whose password starts with ``a``, an oracle that spells a secret out
+    one character at a time to anyone who may view the list. Such a
+    request gets a 400, as any lookup the admin refuses.
+    """
+
+    secret_lookup_fields: tuple[str, ...] = ()
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if lookup.split(LOOKUP_SEP, 1)[0] in self.secret_lookup_fields:
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
 @admin.register(Connector)
-class ConnectorAdmin(admin.ModelAdmin):
+class ConnectorAdmin(SecretLookupsMixin, admin.ModelAdmin):
     form = ConnectorAdminForm
+    secret_lookup_fields = ("config",)
     list_display = ["name", "kind_display", "when_busy", "is_enabled"]
     list_filter = ["kind", "when_busy", "is_enabled"]
     search_fields = ["name"]

@@ -1,10 +1,36 @@
-"""Forms of the imports admin: a project's settings and the force-unlock reason."""
+"""Forms of the imports admin: a project's and a destination's settings, and
+the force-unlock reason."""
+
+from urllib.parse import urlsplit
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from connectors.forms import MaskedSecretsMixin
-from imports.models import Project
+from connectors.secrets import MASK, mask_url, unmask_config, url_password
+from imports.models import Destination, Project
+
+#: The project's settings: what is imported and how.
+MAIN_FIELDS = [
+    "name",
+    "connector",
+    "source",
+    "key_fields",
+    "mode",
+    "replace_delete_limit",
+    "on_bad_row",
+    "is_active",
+    "max_retries",
+]
+#: Where and in what shape the data lands.
+TABLE_FIELDS = [
+    "layout",
+    "destination",
+    "table_name",
+    "schema_policy",
+    "column_types",
+    "null_markers",
+]
 
 
 class ProjectAdminForm(MaskedSecretsMixin, forms.ModelForm):
@@ -20,17 +46,11 @@ class ProjectAdminForm(MaskedSecretsMixin, forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = [
-            "name",
-            "connector",
-            "source",
-            "key_fields",
-            "mode",
-            "replace_delete_limit",
-            "on_bad_row",
-            "is_active",
-            "max_retries",
-        ]
+        fields = [*MAIN_FIELDS, *TABLE_FIELDS]
+        widgets = {
+            "column_types": forms.Textarea(attrs={"rows": 3, "cols": 60}),
+            "null_markers": forms.Textarea(attrs={"rows": 1, "cols": 60}),
+        }
 
     masked_field = "source"
 
@@ -58,3 +78,61 @@ class ForceUnlockForm(forms.Form):
         if not reason:
             raise forms.ValidationError(_("A reason is required."))
         return reason
+
+
+class DestinationAdminForm(forms.ModelForm):
+    """A destination's URL with its password masked, never shown back.
+
+    The password shows as the ``••••••`` placeholder, as connector secrets
+    do; the placeholder sent back unchanged keeps the stored password. It
+    keeps it only for the same host, port and user: whoever edits a
+    destination cannot send its password to a server of their choosing
+    without knowing it.
+    """
+
+    class Meta:
+        model = Destination
+        fields = ["name", "url", "schema"]
+        widgets = {"url": forms.TextInput(attrs={"size": 80, "autocomplete": "off"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["url"] = mask_url(self.instance.url)
+        field = self.fields.get("url")
+        if field is not None:
+            field.help_text = _(
+                "%(help)s The password shows as %(mask)s; leave the "
+                "placeholder to keep the stored password, or type a new one."
+            ) % {"help": field.help_text, "mask": MASK}
+
+    def clean_url(self):
+        url = (self.cleaned_data.get("url") or "").strip()
+        if url_password(url) != MASK:
+            return url
+        stored = self.instance.url if self.instance.pk else ""
+        if not url_password(stored):
+            raise forms.ValidationError(
+                _("No password is stored for the placeholder %(mask)s; enter it."),
+                code="secret_placeholder",
+                params={"mask": MASK},
+            )
+        if _endpoint(url) != _endpoint(stored):
+            raise forms.ValidationError(
+                _(
+                    "The host, port or user changed: enter the password again "
+                    "instead of the placeholder %(mask)s."
+                ),
+                code="secret_moved",
+                params={"mask": MASK},
+            )
+        return unmask_config(url, stored)
+
+
+def _endpoint(url: str) -> tuple | None:
+    """Where a URL's password goes: host, port and user."""
+    try:
+        parts = urlsplit(url)
+        return (parts.hostname, parts.port, parts.username)
+    except ValueError:
+        return None

@@ -9,16 +9,24 @@ from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from connectors.admin import SecretLookupsMixin
 from imports.admin import display
 from imports.admin.actions import apply_each
 from imports.admin.base import ImporthubMediaMixin
-from imports.admin.forms import ForceUnlockForm, ProjectAdminForm
+from imports.admin.forms import (
+    MAIN_FIELDS,
+    TABLE_FIELDS,
+    ForceUnlockForm,
+    ProjectAdminForm,
+)
+from imports.admin.tables import table_panel
 from imports.exceptions import ImportRequestError
 from imports.models import ImportRun, Project
 from imports.services.dashboard import project_lock_holder
 from imports.services.guard import import_run_request
 from imports.services.operations import project_force_unlock
 from imports.services.schedules import project_schedule_get
+from imports.services.tables import project_table_label
 
 STARTED = ngettext_lazy(
     "%(count)d import was started.", "%(count)d imports were started.", "count"
@@ -27,31 +35,43 @@ NOT_STARTED = ngettext_lazy(
     "%(count)d was not started:", "%(count)d were not started:", "count"
 )
 
+TABLE_FIELDSET = _("Destination table")
 
-class ProjectAdmin(ImporthubMediaMixin, admin.ModelAdmin):
+
+class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
     form = ProjectAdminForm
-    list_display = ["name", "connector", "mode", "is_active", "max_retries"]
-    list_filter = ["is_active", "mode", "connector"]
+    # A source may hold its own secrets (a CSV URL's auth_token).
+    secret_lookup_fields = ("source",)
+    list_display = ["name", "connector", "mode", "layout", "is_active", "max_retries"]
+    list_filter = ["is_active", "mode", "layout", "connector"]
     search_fields = ["name"]
     list_select_related = ["connector"]
     actions = ["import_now"]
     change_form_template = "admin/imports/project/change_form.html"
     detail_fields = ["lock_status", "schedule", "recent_runs"]
 
-    def get_fields(self, request, obj=None):
-        fields = list(ProjectAdminForm.Meta.fields)
+    def get_fieldsets(self, request, obj=None):
+        main = list(MAIN_FIELDS)
         if obj is not None and not self.has_change_permission(request, obj):
             # Read-only fields are rendered from the model, past the form's
             # masking: a viewer gets the masked copy of the source.
-            fields = ["masked_source" if f == "source" else f for f in fields]
-        if obj is not None:
-            fields += self.detail_fields
-        return fields
+            main = ["masked_source" if f == "source" else f for f in main]
+        table = list(TABLE_FIELDS)
+        if obj is None:
+            return [(None, {"fields": main}), (TABLE_FIELDSET, {"fields": table})]
+        table.insert(table.index("table_name") + 1, "table_label")
+        return [
+            (None, {"fields": main}),
+            (TABLE_FIELDSET, {"fields": table}),
+            (_("Status"), {"fields": self.detail_fields}),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         return readonly + (
-            ["masked_source", *self.detail_fields] if obj is not None else []
+            ["masked_source", "table_label", *self.detail_fields]
+            if obj is not None
+            else []
         )
 
     def has_import_permission(self, request, obj=None):
@@ -89,6 +109,10 @@ class ProjectAdmin(ImporthubMediaMixin, admin.ModelAdmin):
     def masked_source(self, obj: Project) -> str:
         return display.masked_json(obj.connector.kind, obj.source)
 
+    @admin.display(description=_("table in use"))
+    def table_label(self, obj: Project) -> str:
+        return project_table_label(project=obj)
+
     @admin.display(description=_("lock"))
     def lock_status(self, obj: Project) -> str:
         return display.lock_status(obj.runs.active().first())
@@ -123,6 +147,12 @@ class ProjectAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         obj = self.get_object(request, object_id)
         extra_context = {
             **(extra_context or {}),
+            # Built when the page renders: a save that redirects skips it.
+            "table_panel": obj is not None
+            and self.has_view_or_change_permission(request, obj)
+            and table_panel(
+                obj, show_detail=request.user.has_perm("imports.change_destination")
+            ),
             "has_import_permission": obj is not None
             and self.has_import_permission(request, obj),
             "has_force_unlock_permission": obj is not None

@@ -34,6 +34,8 @@ from imports.models.projects import table_name_derive
 from .results import FenceRejected
 
 STATE_TABLE = "_importhub_state"
+#: Seconds to wait for a destination's connection, unless its URL says.
+DESTINATION_CONNECT_TIMEOUT = 10
 
 
 def quote_name(name: str) -> str:
@@ -59,6 +61,11 @@ def destination_alias(destination) -> str:
     """
     alias = f"importhub_destination_{int(destination.pk)}"
     config = dj_database_url.parse(destination.url, conn_max_age=0)
+    # A host that drops packets must not hold a worker (or an admin page)
+    # for the system's TCP timeout; ``?connect_timeout=`` in the URL wins.
+    config.setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", DESTINATION_CONNECT_TIMEOUT
+    )
     config = connections.configure_settings(
         {DEFAULT_DB_ALIAS: dict(settings.DATABASES[DEFAULT_DB_ALIAS]), alias: config}
     )[alias]

@@ -85,3 +85,47 @@ def succeeded_run(make_project, request_run, write_csv):
         return run
 
     return make
+
+
+@pytest.fixture
+def import_now():
+    """Request and execute a run in-process (no broker); the run, refreshed."""
+
+    def run(project) -> ImportRun:
+        requested = import_run_request(
+            project=project, requested_by="tester", trigger=ImportRun.Trigger.COMMAND
+        )
+        import_run_execute(run_id=requested.pk)
+        requested.refresh_from_db()
+        return requested
+
+    return run
+
+
+@pytest.fixture
+def destination_url():
+    """A PostgreSQL database of the test's own, to land tables in; dropped
+    afterwards (as in the loading's destination tests)."""
+    import contextlib
+    import uuid
+
+    import psycopg
+    from django.conf import settings
+    from django.db import connections
+    from django.db.utils import ConnectionDoesNotExist
+
+    from imports.models import Destination
+
+    db = settings.DATABASES["default"]
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    user = db["USER"] or "postgres"
+    name = f"importhub_dest_{uuid.uuid4().hex[:10]}"
+    admin = f"postgresql://{user}@{host}:{port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://{user}@{host}:{port}/{name}"
+    for destination in Destination.objects.all():
+        with contextlib.suppress(ConnectionDoesNotExist):
+            connections[f"importhub_destination_{destination.pk}"].close()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -21,6 +21,12 @@ def form_data(connector, **overrides):
         "on_bad_row": Project.OnBadRow.FAIL,
         "is_active": True,
         "max_retries": 3,
+        "layout": Project.Layout.TABLE,
+        "destination": "",
+        "table_name": "",
+        "schema_policy": Project.SchemaPolicy.EVOLVE,
+        "column_types": "{}",
+        "null_markers": '["", "NA"]',
     }
     data.update(overrides)
     return data

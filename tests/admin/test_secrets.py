@@ -90,6 +90,12 @@ def project_form_data(project, source) -> dict:
         "on_bad_row": project.on_bad_row,
         "is_active": "on",
         "max_retries": project.max_retries,
+        "layout": project.layout,
+        "destination": project.destination_id or "",
+        "table_name": project.table_name,
+        "schema_policy": project.schema_policy,
+        "column_types": json.dumps(project.column_types),
+        "null_markers": json.dumps(project.null_markers),
     }
 
 
@@ -172,3 +178,34 @@ class TestProjectSource:
         assert "no secret is stored for the placeholder" in response.content.decode()
         project.refresh_from_db()
         assert "auth_token" not in project.source
+
+
+class TestListLookups:
+    """A list filtered on a secret would answer "does it start with…?", one
+    character at a time, to anyone who may view the list."""
+
+    @pytest.mark.parametrize(
+        ("changelist", "lookup"),
+        [
+            ("admin:connectors_connector_changelist", "config__password__startswith"),
+            ("admin:connectors_connector_changelist", "config__url__contains"),
+            ("admin:imports_project_changelist", "source__auth_token__startswith"),
+            ("admin:imports_importrun_changelist", "project__source__auth_token"),
+            (
+                "admin:imports_importrun_changelist",
+                "project__connector__config__password",
+            ),
+        ],
+    )
+    def test_are_refused(
+        self, view_only_client, sql_connector, token_project, changelist, lookup
+    ):
+        response = view_only_client.get(reverse(changelist), {lookup: "s"})
+        assert response.status_code == 400
+
+    def test_other_lookups_still_work(self, view_only_client, sql_connector):
+        response = view_only_client.get(
+            reverse("admin:connectors_connector_changelist"), {"kind__exact": "sql"}
+        )
+        assert response.status_code == 200
+        assert response.context["cl"].result_count == 1
