@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 
 from imports.admin.display import format_count
+from imports.loading import change_text
 from imports.models import ImportRunEvent, Project
 from imports.services.tables import (
     PREVIEW_ROWS,
@@ -120,28 +121,3 @@ def schema_change(event: ImportRunEvent) -> SchemaChange:
         run_url=reverse("admin:imports_importrun_change", args=[event.run_id]),
         texts=[t for t in texts if t] or [event.message],
     )
-
-
-def change_text(change) -> str:
-    """One recorded change in the operator's language (as ``change_text`` of
-    ``imports.loading`` words it in the run's log)."""
-    if not isinstance(change, dict):
-        return ""
-    kind = change.get("change")
-    params = {
-        "column": change.get("column", "?"),
-        "type": change.get("type", "?"),
-        "old": change.get("old", "?"),
-    }
-    if kind == "added":
-        return gettext("column `%(column)s` added (%(type)s)") % params
-    if kind == "retyped":
-        return gettext("column `%(column)s` changed from %(old)s to %(type)s") % params
-    if kind == "discarded_values":
-        count = int(change.get("count") or 0)
-        return ngettext(
-            "%(count)s value that did not fit its column was set NULL",
-            "%(count)s values that did not fit their column were set NULL",
-            count,
-        ) % {"count": format_count(count)}
-    return ""

@@ -139,7 +139,7 @@ def table_load(
         result.rows_deleted = deleted
         staged = result.rows_read - result.rows_rejected - result.duplicates
         result.rows_unchanged = staged - inserted - updated
-        changes = plan.changes()
+        changes = plan.changes(target.label)
         if discarded:
             changes.append({"change": "discarded_values", "count": discarded})
         result.cursor_after = _cursor_next(project, merge, plan, result)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext, ngettext
+
 from connectors.exceptions import PermanentSourceError
 from imports.column_types import TEXT, type_normalize, widen
 
@@ -78,9 +80,19 @@ class Plan:
     def staged(self) -> list[Column]:
         return [c for c in self.columns if c.stage is not None]
 
-    def changes(self) -> list[dict]:
+    def changes(self, table: str = "") -> list[dict]:
         """The schema changes, as events record them."""
-        found = [
+        found = []
+        if self.creates:
+            found.append(
+                {
+                    "change": "created",
+                    "table": table,
+                    "count": len(self.columns),
+                    "columns": [c.as_dict() for c in self.columns],
+                }
+            )
+        found += [
             {"change": "added", "column": c.name, "type": c.type} for c in self.added
         ]
         found += [
@@ -104,15 +116,35 @@ class Plan:
             self.retyped.append((column, old))
 
 
-def change_text(change: dict) -> str:
-    """One change as an operator reads it: "column `x` added (text)"."""
-    if change["change"] == "added":
-        return f"column `{change['column']}` added ({change['type']})"
-    if change["change"] == "discarded_values":
-        return f"{change['count']:,} value(s) that did not fit their column set NULL"
-    return (
-        f"column `{change['column']}` changed from {change['old']} to {change['type']}"
-    )
+def change_text(change) -> str:
+    """One change in the reader's language: "column `x` added (text)"."""
+    if not isinstance(change, dict):
+        return ""
+    kind = change.get("change")
+    params = {
+        "column": change.get("column", "?"),
+        "type": change.get("type", "?"),
+        "old": change.get("old", "?"),
+        "table": change.get("table", "?"),
+        "count": f"{int(change.get('count') or 0):,}",
+    }
+    if kind == "created":
+        return gettext("table %(table)s created with %(count)s columns") % params
+    if kind == "added":
+        return gettext("column `%(column)s` added (%(type)s)") % params
+    if kind == "retyped":
+        return gettext("column `%(column)s` changed from %(old)s to %(type)s") % params
+    if kind == "discarded_values":
+        count = int(change.get("count") or 0)
+        return (
+            ngettext(
+                "%(count)s value that did not fit its column was set NULL",
+                "%(count)s values that did not fit their column were set NULL",
+                count,
+            )
+            % params
+        )
+    return ""
 
 
 def field_names_check(fields: list[str]) -> None:
