@@ -46,7 +46,7 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
     list_filter = ["is_active", "mode", "layout", "connector"]
     search_fields = ["name"]
     list_select_related = ["connector"]
-    actions = ["import_now"]
+    actions = ["import_now", "full_refresh"]
     change_form_template = "admin/imports/project/change_form.html"
     detail_fields = ["lock_status", "schedule", "recent_runs"]
 
@@ -96,11 +96,28 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
             not_done=NOT_STARTED,
         )
 
-    def _request_import(self, request, project: Project) -> ImportRun:
+    @admin.action(
+        description=_("Full refresh: read everything again, reset the cursor"),
+        permissions=["import"],
+    )
+    def full_refresh(self, request, queryset):
+        projects = queryset.select_related("connector").order_by("pk")
+        apply_each(
+            self,
+            request,
+            projects,
+            lambda project: self._request_import(request, project, full=True),
+            done=STARTED,
+            not_done=NOT_STARTED,
+        )
+
+    def _request_import(self, request, project: Project, *, full=False) -> ImportRun:
         return import_run_request(
             project=project,
             requested_by=request.user.get_username(),
             trigger=ImportRun.Trigger.ADMIN,
+            full_refresh=full,
+            reason=gettext("Full refresh from the admin") if full else "",
         )
 
     # Read-only details of the change page.

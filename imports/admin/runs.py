@@ -113,6 +113,10 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         ),
         (_("Error"), {"fields": ["error_class", "error_message", "error_stage"]}),
         (
+            _("Incremental"),
+            {"fields": ["full_refresh", "cursor_before", "cursor_after"]},
+        ),
+        (
             _("Locking"),
             {
                 "classes": ["collapse"],
@@ -141,6 +145,11 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         if obj is not None and not (obj.error_class or obj.error_message):
             # A run without an error does not show an empty Error section.
             fieldsets = [fs for fs in fieldsets if fs[0] != _("Error")]
+        if obj is not None and not (
+            obj.full_refresh or obj.cursor_before or obj.cursor_after
+        ):
+            # Only an incremental project's runs have a cursor to show.
+            fieldsets = [fs for fs in fieldsets if fs[0] != _("Incremental")]
         return fieldsets
 
     def has_delete_permission(self, request, obj=None):

@@ -217,3 +217,38 @@ class TestForceUnlock:
                 f"Project “{project}” was force-unlocked; it had no active run.",
             )
         ]
+
+
+class TestFullRefresh:
+    def test_the_action_requests_a_full_refresh_recorded_with_who(
+        self, admin_client, make_project, published
+    ):
+        project = make_project()
+        response = admin_client.post(
+            reverse("admin:imports_project_changelist"),
+            {"action": "full_refresh", "_selected_action": [project.pk]},
+            follow=True,
+        )
+        assert response.status_code == 200
+        run = ImportRun.objects.get(project=project)
+        assert run.full_refresh and run.requested_by == "admin"
+        requested = run.events.get(kind="requested")
+        assert requested.data["full_refresh"] is True and requested.data["reason"]
+
+    def test_the_run_page_shows_the_cursor(self, admin_client, make_project):
+        project = make_project()
+        run = ImportRun.objects.create(
+            project=project,
+            status=ImportRun.Status.SUCCEEDED,
+            trigger="command",
+            cursor_before={"field": "updated_at", "value": "2024-01-01"},
+            cursor_after={"field": "updated_at", "value": "2024-02-01"},
+        )
+        url = reverse("admin:imports_importrun_change", args=[run.pk])
+        html = admin_client.get(url).content.decode()
+        assert "2024-01-01" in html and "2024-02-01" in html
+        plain = ImportRun.objects.create(
+            project=project, status=ImportRun.Status.FAILED, trigger="command"
+        )
+        url = reverse("admin:imports_importrun_change", args=[plain.pk])
+        assert "cursor" not in admin_client.get(url).content.decode().lower()
