@@ -86,7 +86,9 @@ def test_sigkill_during_extract_and_merge_loses_and_doubles_nothing(
             admin.execute("DELETE FROM importhub_trial_slow")
         healer = start_worker()
         run = sweep_until(
-            lambda: ImportRun.objects.finished().filter(pk=run.pk).first(),
+            lambda run_id=run.pk: (
+                ImportRun.objects.finished().filter(pk=run_id).first()
+            ),
             timeout=settings.IMPORTHUB_LEASE_SECONDS + 90,
             message=f"trial {trial} ({phase}) did not finish",
         )
