@@ -17,11 +17,12 @@ the same typed table, first import, unchanged and 1%-changed re-imports,
 and the typed layout against the records layout above. Every records
 project here says ``layout="records"``.
 
-It also reads the worker's peak RSS (VmHWM) after a 100,000-row import and
-after the full import, each in a fresh worker process. Each fresh worker
-first runs a one-row import, as a long-lived production worker has: a cold
-worker's first task pays about half a second of Celery start-up, which is
-not import throughput. The database is created anew on every run.
+In each layout it also reads the worker's peak RSS (VmHWM) after a
+100,000-row import and after the full import, each in a fresh worker
+process. Each fresh worker first runs a one-row import, as a long-lived
+production worker has: a cold worker's first task pays about half a second
+of Celery start-up, which is not import throughput. The database is created
+anew on every run.
 """
 
 import os
