@@ -11,84 +11,44 @@ into one PostgreSQL database of their own (``importhub_bench``):
 3. importhub end to end: ``import_run_request`` -> a real Celery worker ->
    succeeded, then an unchanged re-import of the same file.
 
-It also reads the worker's peak RSS (VmHWM) after a 100,000-row import and
-after the full import, each in a fresh worker process. Each fresh worker
-first runs a one-row import, as a long-lived production worker has: a cold
-worker's first task pays about half a second of Celery start-up, which is
-not import throughput. The database is created anew on every run.
+Then the same measurements in the typed layout (``load_typed``): importhub
+landing the file in a typed table of its own against ``psql \\copy`` into
+the same typed table, first import, unchanged and 1%-changed re-imports,
+and the typed layout against the records layout above. Every records
+project here says ``layout="records"``.
+
+In each layout it also reads the worker's peak RSS (VmHWM) after a
+100,000-row import and after the full import, each in a fresh worker
+process. Each fresh worker first runs a one-row import, as a long-lived
+production worker has: a cold worker's first task pays about half a second
+of Celery start-up, which is not import throughput. The database is created
+anew on every run.
 """
 
-import csv
-import datetime
 import os
-import random
 import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from bench import common
-
-ROOT = common.ROOT
-WORK = ROOT / "var" / "bench"
-DB_NAME = os.environ.get("BENCH_DB", "importhub_bench")
-PG = common.PG
-ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
-SMALL_ROWS = max(ROWS // 10, 1)
-HEADER = ["region", "customer", "seq", "name", "amount", "quantity", "created", "note"]
-KEY_FIELDS = ["region", "customer", "seq"]
-
-
-def generate(path: Path, rows: int) -> Path:
-    if path.exists():
-        return path
-    rnd = random.Random(42)
-    base = datetime.date(2000, 1, 1)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(HEADER)
-        for i in range(rows):
-            writer.writerow(
-                [
-                    f"R{i % 50:02d}",
-                    f"C{i // 50:07d}",
-                    i % 7,
-                    f"name {rnd.randrange(10**6)}",
-                    f"{rnd.uniform(-1e4, 1e5):.2f}",
-                    rnd.randrange(1000) if i % 10 else "",
-                    (base + datetime.timedelta(days=rnd.randrange(9000))).isoformat(),
-                    "" if i % 3 else f"note with, comma {i}",
-                ]
-            )
-    tmp.rename(path)
-    return path
-
-
-def setup_django() -> None:
-    common.setup_django(DB_NAME, label="bench")
-
-
-def fresh_project(name: str, path: Path):
-    from connectors.models import Connector
-    from imports.models import Project, Record
-
-    connector, _ = Connector.objects.get_or_create(
-        name="bench", defaults={"kind": "csv", "max_concurrent_imports": 4}
-    )
-    project, _ = Project.objects.update_or_create(
-        name=name,
-        defaults={
-            "connector": connector,
-            "source": {"path": str(path)},
-            "key_fields": KEY_FIELDS,
-        },
-    )
-    Record.objects.filter(project=project).delete()
-    project.runs.all().delete()
-    return project
+from bench import load_typed
+from bench.load_common import (
+    DB_NAME,
+    HEADER,
+    KEY_FIELDS,
+    PG,
+    RECORDS,
+    ROWS,
+    SMALL_ROWS,
+    WORK,
+    Worker,
+    fresh_project,
+    generate,
+    importhub_run,
+    maintain,
+    setup_django,
+)
 
 
 def sql_source(path: Path) -> str:
@@ -133,6 +93,7 @@ def sql_project(name: str, url: str):
             "connector": connector,
             "source": {"query": "SELECT * FROM src"},
             "key_fields": KEY_FIELDS,
+            "layout": RECORDS,
         },
     )
     Record.objects.filter(project=project).delete()
@@ -173,14 +134,6 @@ def bench_sql_pipe(source_url: str, project) -> float:
                 [project.pk],
             )
     return time.perf_counter() - start
-
-
-def vacuum() -> None:
-    import psycopg
-
-    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute("VACUUM imports_record")
-        conn.execute("CHECKPOINT")
 
 
 def bench_psql_copy(path: Path) -> float:
@@ -237,60 +190,6 @@ def bench_hand_written(path: Path, project) -> float:
     return time.perf_counter() - start
 
 
-class Worker:
-    """A real worker, solo pool: the import runs in the process measured."""
-
-    def __init__(self):
-        WORK.mkdir(parents=True, exist_ok=True)
-        self.log = (WORK / "worker.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-l", "INFO", "-P", "solo", "-Q", os.environ["IMPORTHUB_TASK_QUEUE"],
-                "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-            ],
-            cwd=ROOT, env=dict(os.environ), stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while b" ready." not in (WORK / "worker.log").read_bytes()[-20000:]:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the bench worker did not start; see worker.log")
-            time.sleep(0.1)
-        warm = WORK / "warm-up.csv"
-        warm.write_text(",".join(HEADER) + "\n" + ",".join(["x"] * len(HEADER)) + "\n")
-        importhub_run(fresh_project("bench-warm-up", warm))
-
-    def peak_rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
-
-
-def importhub_run(project) -> tuple[float, object]:
-    from imports.models import ImportRun
-    from imports.services.guard import import_run_request
-
-    start = time.perf_counter()
-    run = import_run_request(project=project, requested_by="bench", trigger="command")
-    while True:
-        run.refresh_from_db()
-        if run.status in ImportRun.FINAL_STATUSES:
-            break
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - start
-    if run.status != ImportRun.Status.SUCCEEDED:
-        raise RuntimeError(f"import failed: {run.error_class}: {run.error_message}")
-    return elapsed, run
-
-
 def main() -> int:
     """Run the benchmark; return how many goals failed."""
     WORK.mkdir(parents=True, exist_ok=True)
@@ -299,36 +198,36 @@ def main() -> int:
     small = generate(WORK / f"load-{SMALL_ROWS}.csv", SMALL_ROWS)
     print(f"\n== load: {ROWS:,} rows, {big.stat().st_size / 1e6:.0f} MB CSV ==")
 
-    peer_project = fresh_project("bench-hand-written", big)
-    our_project = fresh_project("bench-importhub", big)
-    small_project = fresh_project("bench-importhub-small", small)
-    vacuum()
+    peer_project = fresh_project("bench-hand-written", big, layout=RECORDS)
+    our_project = fresh_project("bench-importhub", big, layout=RECORDS)
+    small_project = fresh_project("bench-importhub-small", small, layout=RECORDS)
+    maintain("imports_record")
 
     t_copy = bench_psql_copy(big)
     t_peer = bench_hand_written(big, peer_project)
-    vacuum()
+    maintain("imports_record")
 
-    worker = Worker()
+    worker = Worker(layout=RECORDS)
     try:
         importhub_run(small_project)
         rss_small = worker.peak_rss_mb()
     finally:
         worker.stop()
-    worker = Worker()
+    worker = Worker(layout=RECORDS)
     try:
         t_first, first = importhub_run(our_project)
         rss_big = worker.peak_rss_mb()
-        vacuum()
+        maintain("imports_record")
         t_again, again = importhub_run(our_project)
     finally:
         worker.stop()
     source_url = sql_source(big)
     sql_peer = sql_project("bench-sql-pipe", source_url)
     sql_ours = sql_project("bench-sql-importhub", source_url)
-    vacuum()
+    maintain("imports_record")
     t_sql_peer = bench_sql_pipe(source_url, sql_peer)
-    vacuum()
-    worker = Worker()
+    maintain("imports_record")
+    worker = Worker(layout=RECORDS)
     try:
         t_sql, sql_run = importhub_run(sql_ours)
     finally:
@@ -366,7 +265,10 @@ def main() -> int:
     ]
     for label, ok in goals:
         print(f"  goal: {label:<42} {'PASS' if ok else 'FAIL'}")
-    return sum(not ok for _, ok in goals)
+    typed_failed = load_typed.main(
+        big=big, small=small, limit=t_copy, records={"first": t_first, "again": t_again}
+    )
+    return sum(not ok for _, ok in goals) + typed_failed
 
 
 if __name__ == "__main__":
