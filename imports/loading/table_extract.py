@@ -129,6 +129,7 @@ def _copy(stage: TableStage, source: CopySource, should_stop, on_progress, marke
                 with cursor.copy(stage.copy_sql(source.format, source.options)) as copy:
                     for chunk in chunks():
                         copy.write(chunk)
+                copied = cursor.rowcount
     except (
         psycopg.errors.DataError,
         psycopg.errors.BadCopyFileFormat,
@@ -137,7 +138,8 @@ def _copy(stage: TableStage, source: CopySource, should_stop, on_progress, marke
         if source.format == "csv":
             raise _CopyUnreadable from exc
         raise PermanentSourceError(f"The source's rows could not be staged: {exc}")
-    result.rows_read = stage.last_seq()
+    # The identity numbered them 1..copied: no scan of the stage to count.
+    result.rows_read = copied if copied >= 0 else stage.last_seq()
     result.columns = list(source.columns)
     sample = stage.sample(SAMPLE_ROWS)
     result.types = [

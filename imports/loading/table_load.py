@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.db import DataError
+from django.db import DataError, IntegrityError
 from django.utils import timezone
 
 from imports.cursors import cursor_compare, cursor_config, cursor_json
@@ -116,15 +116,22 @@ def table_load(
             # SQLite casts anything: check every value first; so does a
             # project that discards values, to count them.
             discarded += _resolve(merge, plan, merge.analyze(), result)
+        # A new PostgreSQL table builds its key after the rows: that build
+        # finds duplicates, so the grouping that removes them runs only then.
+        deduplicate = not (merge.postgres and plan.creates)
         for _round in range(REPLANS):
             try:
                 with target.atomic():
-                    duplicates = merge.deduplicate()
+                    duplicates = merge.deduplicate() if deduplicate else 0
                     merge.schema_apply()
                     inserted, updated, deleted = merge.run(
                         replace=replace, deletion_limit=deletion_limit
                     )
                 break
+            except IntegrityError:
+                if deduplicate:
+                    raise
+                deduplicate = True
             except DataError as exc:
                 misfits = merge.analyze()
                 if not misfits:

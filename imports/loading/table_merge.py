@@ -95,7 +95,7 @@ class TableMerge:
         salt = "|".join([*(c.name for c in columns), "", *self.markers])
         values = ", ".join(self.value(c, alias, normal=normal) for c in columns)
         if self.postgres:
-            return f"md5({quote_text(salt)} || ROW({values})::text)"
+            return f"md5({quote_text(salt)} || ROW({values})::text)::uuid"
         return f"importhub_checksum({quote_text(salt)}, {values})"
 
     def key_names(self) -> list[str]:
@@ -239,7 +239,7 @@ class TableMerge:
                     for c in self.plan.columns
                 ]
                 system = [
-                    f"{name} {physical.get(kind, kind)}"
+                    f"{name} {physical.get(kind, 'TEXT')}"
                     for name, kind in SYSTEM_COLUMNS
                 ]
                 # PostgreSQL: the key comes after the rows (``run``).

@@ -30,7 +30,8 @@ RESERVED_PREFIX = "_importhub_"
 SYSTEM_COLUMNS = (
     ("_importhub_run_id", "bigint"),
     ("_importhub_loaded_at", "timestamptz"),
-    ("_importhub_checksum", "text"),
+    # An MD5 as PostgreSQL's uuid: 16 bytes, compared as such.
+    ("_importhub_checksum", "uuid"),
 )
 
 

@@ -184,13 +184,19 @@ class TableStage:
     # -- reading ---------------------------------------------------------
 
     def sample(self, rows: int = 1000) -> list[tuple]:
-        """The first ``rows`` staged rows' values, in source order."""
+        """About the first ``rows`` staged rows' values.
+
+        No ORDER BY: that would sort the whole stage to find them. A table
+        just filled by one COPY is read back from its first page, so these
+        are the first rows in practice; any rows would do for inference,
+        which the merge's checks make safe whatever the sample.
+        """
         if not self.width:
             return []
         with self.target.cursor() as cursor:
             cursor.execute(
                 f"SELECT {', '.join(self.columns())} FROM {self.sql} "
-                f"ORDER BY _seq LIMIT {int(rows)}"
+                f"LIMIT {int(rows)}"
             )
             return cursor.fetchall()
 
