@@ -67,7 +67,7 @@ LADDERS = {
 }
 
 PHYSICAL = {
-    "postgresql": {**{t: t for t in TYPES}, "uuid": "uuid"},
+    "postgresql": {t: t for t in TYPES},
     # SQLite stores by affinity; dates and times as ISO text, JSON as text.
     "sqlite": {
         INTEGER: "INTEGER",

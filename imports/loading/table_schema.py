@@ -30,8 +30,8 @@ RESERVED_PREFIX = "_importhub_"
 SYSTEM_COLUMNS = (
     ("_importhub_run_id", "bigint"),
     ("_importhub_loaded_at", "timestamptz"),
-    # An MD5 as PostgreSQL's uuid: 16 bytes, compared as such.
-    ("_importhub_checksum", "uuid"),
+    # PostgreSQL: a 64-bit hash of the row (SQLite: an MD5 in hex).
+    ("_importhub_checksum", "checksum"),
 )
 
 
@@ -55,8 +55,14 @@ class Column:
     discard: bool = False
     declared: bool = False
 
+    #: One of the table's primary key columns.
+    key: bool = False
+
     def as_dict(self) -> dict:
-        return {"name": self.name, "type": self.type}
+        found = {"name": self.name, "type": self.type}
+        if self.key:
+            found["key"] = True
+        return found
 
 
 @dataclass
@@ -232,6 +238,16 @@ def schema_plan(
         column.stage = stage_column(index)
         column.discard = policy == "discard_value" and name not in key_fields
     plan.keys = [by_name[k] for k in key_fields]
+    if current is not None:
+        had = [entry["name"] for entry in current if entry.get("key")]
+        if had and had != list(key_fields):
+            raise SchemaViolation(
+                f"The project's key fields ({', '.join(key_fields) or 'none'}) are "
+                f"not the table's primary key ({', '.join(had)}); give the project "
+                f"a new table name to import with the new key."
+            )
+    for column in plan.keys:
+        column.key = True
     if policy == "freeze":
         violations_raise(plan)
     return plan

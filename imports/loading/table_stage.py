@@ -195,8 +195,7 @@ class TableStage:
             return []
         with self.target.cursor() as cursor:
             cursor.execute(
-                f"SELECT {', '.join(self.columns())} FROM {self.sql} "
-                f"LIMIT {int(rows)}"
+                f"SELECT {', '.join(self.columns())} FROM {self.sql} LIMIT {int(rows)}"
             )
             return cursor.fetchall()
 

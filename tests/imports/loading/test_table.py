@@ -282,3 +282,14 @@ def test_an_empty_source_writes_nothing_and_guards_replace(table_project, write_
     assert len(table_rows(project)) == 2
     confirmed = succeeded(run_import(project, confirm_deletions=True))
     assert confirmed.rows_deleted == 2 and table_rows(project) == []
+
+
+def test_changed_key_fields_are_refused_not_merged(table_project, write_csv):
+    path = write_csv([(1, "a", 1), (2, "b", 2)])
+    project = table_project(path)
+    succeeded(run_import(project))
+    project.key_fields = ["name"]
+    project.save()
+    run = run_import(project)
+    assert run.status == ImportRun.Status.FAILED
+    assert "not the table's primary key (id)" in run.error_message
