@@ -117,7 +117,11 @@ def peer_create() -> None:
     columns = [
         f"{name} {type_}" + (" NOT NULL" if name in KEY_FIELDS else "")
         for name, type_ in TYPED_COLUMNS
-    ] + [f"{name} {type_}" for name, type_ in SYSTEM_COLUMNS]
+    ] + [
+        # A keyed table's checksum is a bigint (see TableMerge._system_type).
+        f"{name} {'bigint' if type_ == 'checksum' else type_}"
+        for name, type_ in SYSTEM_COLUMNS
+    ]
     sql(f"DROP TABLE IF EXISTS {PEER}")
     sql(
         f"CREATE TABLE {PEER} ({', '.join(columns)}, "
