@@ -59,7 +59,8 @@ class BaseConnector:
 
     Errors are classified for the pipeline: ``TransientSourceError`` (retry
     later, maybe after ``retry_after`` seconds) or ``PermanentSourceError``.
-    A connector does not retry by itself; retrying is the pipeline's job.
+    Retrying is the pipeline's job; a connector may at most try one request
+    again in place (``connectors.page_retries``) before raising.
 
     A third-party connector registers its kind with an entry point in the
     ``importhub.connectors`` group (see ``connectors.registry``).

@@ -5,7 +5,6 @@ import csv
 import gzip
 import io
 import os
-import re
 import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -15,14 +14,21 @@ from django.utils.translation import gettext_lazy as _
 
 from .base import BadRow, BaseConnector, CopySource, Row
 from .csv_copy import csv_copy_source
-from .csv_files import GZIP_MAGIC, csv_file_open, header_check, peek, text_encoding
+from .csv_files import GZIP_MAGIC, csv_file_open, peek, text_encoding
+from .csv_rows import header_check, undecodable, where
 from .exceptions import PermanentSourceError, SourceError, TransientSourceError
-from .options import OptionErrors, credentials_origin_check, merge_options
+from .options import (
+    OptionErrors,
+    credentials_origin_check,
+    http_client_check,
+    merge_options,
+)
 from .transport import (
     NETWORK_ERRORS,
+    HttpClient,
     HttpResponse,
+    client_for,
     describe_error,
-    http_get,
     split_headers,
 )
 
@@ -42,7 +48,9 @@ class CsvConnector(BaseConnector):
     - ``gzip``: true or false; when absent, gzip is recognised by its magic
       bytes, a ``.gz`` suffix or a ``Content-Encoding: gzip`` response;
     - for a URL: ``timeout_connect`` (10 s), ``timeout_read`` (60 s),
-      ``headers``, and an optional ``auth_header`` (default
+      ``timeout_write`` (10 s), ``timeout_pool`` (10 s), ``proxy``
+      (connector config only, as for ``http_json``), ``headers``, and an
+      optional ``auth_header`` (default
       "Authorization") with its secret ``auth_token``. Credentials go only
       to the origin of the connector's ``url``; a project URL elsewhere is
       refused when the connector holds credentials.
@@ -64,6 +72,7 @@ class CsvConnector(BaseConnector):
         self.options = {**self.config, **self.source}
         self._file = None
         self._raw = None
+        self._client: HttpClient | None = None
         self._response: HttpResponse | None = None
         self._encoding = self.options.get("encoding", "utf-8")
         self._encoding_errors = "strict"
@@ -100,8 +109,7 @@ class CsvConnector(BaseConnector):
             errors.add("url", "Give either path or url, not both.")
         elif source is not None and not (options.get("path") or options.get("url")):
             errors.add("path", "Required: the CSV file's path, or a url.")
-        errors.positive_number("timeout_connect")
-        errors.positive_number("timeout_read")
+        http_client_check(errors, source=source)
         errors.mapping("headers", of_strings=True)
         errors.string("auth_header")
         errors.string("auth_token")
@@ -155,16 +163,27 @@ class CsvConnector(BaseConnector):
         if self.options.get("auth_token"):
             name = self.options.get("auth_header") or "Authorization"
             private[name] = self.options["auth_token"]
-        self._response = http_get(
-            url,
-            headers=headers,
-            private_headers=private,
-            # The connector's own URL, whatever a project's source says.
-            private_origin=self.config.get("url") or url,
-            timeout_connect=self.options.get("timeout_connect", 10),
-            timeout_read=self.options.get("timeout_read", 60),
+        # A gzip transfer encoding is undone below, as a gzip file is; with
+        # ``"gzip": false`` the bytes are asked for as they are.
+        self._client = client_for(
+            self.options,
+            proxy=self.config.get("proxy"),
             redact=self.redact,
+            timeout_read=60,
+            accept_encoding="identity" if self.options.get("gzip") is False else "gzip",
         )
+        try:
+            self._response = self._client.get(
+                url,
+                headers=headers,
+                private_headers=private,
+                # The connector's own URL, whatever a project's source says.
+                private_origin=self.config.get("url") or url,
+            )
+        except BaseException:
+            self._client.close()
+            self._client = None
+            raise
         encoding = self._response.headers.get("Content-Encoding", "").lower()
         guessed = encoding == "gzip" or urlsplit(url).path.endswith(".gz")
         return self._response.raw, guessed
@@ -194,7 +213,7 @@ class CsvConnector(BaseConnector):
                     return None
                 if row:
                     data_row += 1
-                if _undecodable(row):
+                if undecodable(row):
                     if data_row < 1:
                         return f"line {line} of the file (the header)"
                     return where(line, data_row)
@@ -219,6 +238,9 @@ class CsvConnector(BaseConnector):
         if self._response is not None:
             self._response.close()
             self._response = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     values_are_text = True
     supports_copy = True
@@ -318,15 +340,3 @@ class CsvConnector(BaseConnector):
                     f"{where(reader.line_num, data_row)}: {describe_error(exc)}"
                 )
             )
-
-
-def _undecodable(row: list[str]) -> bool:
-    return any(_SURROGATE.search(field) for field in row)
-
-
-_SURROGATE = re.compile("[\udc80-\udcff]")
-
-
-def where(line: int, data_row: int) -> str:
-    """A place in a CSV file, as an operator looks for it."""
-    return f"line {line} of the file (data row {data_row})"

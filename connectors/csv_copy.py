@@ -8,7 +8,7 @@ import csv
 from collections.abc import Iterator
 
 from .base import CopySource
-from .csv_files import header_check
+from .csv_rows import header_check
 from .exceptions import TransientSourceError
 from .transport import NETWORK_ERRORS
 

@@ -141,22 +141,3 @@ def csv_file_open(path: str) -> tuple[BinaryIO, bool]:
         raise
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb"), real.suffix == ".gz"
-
-
-def header_check(columns: list[str]) -> list[str]:
-    """The header's column names, checked.
-
-    Raises:
-        PermanentSourceError: the header is empty or repeats a name.
-    """
-    if columns and columns[0].startswith("\ufeff"):
-        # A byte order mark decoded by an explicit UTF-16 codec.
-        columns[0] = columns[0][1:]
-    if not any(columns):
-        raise PermanentSourceError("The CSV header row is empty.")
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicates:
-        raise PermanentSourceError(
-            f"The CSV header names a column more than once: {', '.join(duplicates)}."
-        )
-    return columns

@@ -10,15 +10,29 @@ from django.utils.translation import gettext_lazy as _
 
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, TransientSourceError
-from .options import OptionErrors, credentials_origin_check, merge_options
-from .transport import NETWORK_ERRORS, describe_error, http_get, split_headers
+from .options import (
+    OptionErrors,
+    credentials_origin_check,
+    http_client_check,
+    merge_options,
+)
+from .page_retries import DEFAULTS as PAGE_RETRY_DEFAULTS
+from .page_retries import PageRetries, page_retries_check
+from .transport import (
+    NETWORK_ERRORS,
+    TIMEOUT_DEFAULTS,
+    HttpClient,
+    client_for,
+    describe_error,
+    split_headers,
+)
 
 PAGINATION_STYLES = ("none", "page", "offset", "cursor", "next_link", "link_header")
 
 DEFAULTS = {
     "auth_header": "Authorization",
-    "timeout_connect": 10,
-    "timeout_read": 30,
+    **TIMEOUT_DEFAULTS,
+    **PAGE_RETRY_DEFAULTS,
     "max_response_bytes": 50 * 1024 * 1024,
     "records_path": "",
     "pagination": "none",
@@ -101,8 +115,19 @@ class HttpJsonConnector(BaseConnector):
       origin of the connector's ``url``, never to another host a redirect,
       a next link or a project's source points at; a project source that
       leads elsewhere is refused when the connector holds credentials.
-    - ``timeout_connect`` (10 s), ``timeout_read`` (30 s) and
-      ``max_response_bytes`` (50 MiB, per response: a page is parsed whole).
+    - ``timeout_connect`` (10 s), ``timeout_read`` (30 s, each read),
+      ``timeout_write`` (10 s), ``timeout_pool`` (10 s, waiting for a
+      pooled connection) and ``max_response_bytes`` (50 MiB, per response,
+      unpacked: a page is parsed whole). Pages share one client, so they
+      reuse its connections; at most 5 redirects are followed, each hop
+      checked by the SSRF guard. ``proxy`` (connector config only): an
+      http(s) proxy URL for every request; the SSRF check then applies to
+      the proxy's address, and the proxy resolves the targets.
+    - ``page_retries`` (3; 0: none): a page that fails transiently is tried
+      again in place, after ``page_retry_wait`` (1 s) doubling up to
+      ``page_retry_wait_max`` (30 s), with jitter; a ``Retry-After`` up to
+      ``page_retry_after_max`` (60 s) is waited instead, a longer one is
+      left to the run's retry (see ``connectors.page_retries``).
     - ``records_path``: where the records list is, e.g. "data.items"; empty
       when the body is the list. A null there is an empty page.
     - ``pagination``:
@@ -116,8 +141,8 @@ class HttpJsonConnector(BaseConnector):
 
     Errors: 429, 5xx, timeouts and network failures are transient (with
     ``retry_after``); other 4xx, malformed JSON and an oversized response are
-    permanent. An item that is not a JSON object is a ``BadRow``. The
-    connector never retries by itself: that is the pipeline's decision.
+    permanent. An item that is not a JSON object is a ``BadRow``. Besides
+    a page's own tries, retrying is the pipeline's decision.
     """
 
     kind = "http_json"
@@ -128,6 +153,7 @@ class HttpJsonConnector(BaseConnector):
         super().__init__(config=config, source=source)
         self.options = {**DEFAULTS, **self.config, **self.source}
         self.pages_read = 0
+        self._client: HttpClient | None = None
 
     @classmethod
     def validate(
@@ -141,8 +167,8 @@ class HttpJsonConnector(BaseConnector):
         errors.mapping("headers", of_strings=True)
         errors.string("auth_header")
         errors.string("auth_token")
-        for name in ("timeout_connect", "timeout_read"):
-            errors.positive_number(name)
+        http_client_check(errors, source=source)
+        page_retries_check(errors)
         for name in ("max_response_bytes", "limit", "page_size", "max_pages"):
             errors.positive_int(name)
         page_start = options.get("page_start")
@@ -193,6 +219,20 @@ class HttpJsonConnector(BaseConnector):
 
     def open(self) -> None:
         self.validate(config=self.config, source=self.source)
+        self.client()
+
+    def client(self) -> HttpClient:
+        """The client every page of this opening is read with."""
+        if self._client is None:
+            self._client = client_for(
+                self.options, proxy=self.config.get("proxy"), redact=self.redact
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def iter_records(self) -> Iterator[Row | BadRow]:
         number = 0
@@ -222,6 +262,7 @@ class HttpJsonConnector(BaseConnector):
         url = with_params(self.start_url(), params) if params else self.start_url()
         seen = set()
         self.pages_read = 0
+        retries = PageRetries.from_options(options)
         while True:
             if self.pages_read >= options["max_pages"]:
                 raise PermanentSourceError(
@@ -237,7 +278,7 @@ class HttpJsonConnector(BaseConnector):
                     self.redact(f"The pagination loops: {url} was read before.")
                 )
             seen.add(url)
-            body, headers = self.get_json(url)
+            body, headers = retries.call(self.get_json, url)
             self.pages_read += 1
             records = self.records_of(body, url)
             yield records
@@ -266,7 +307,7 @@ class HttpJsonConnector(BaseConnector):
                     )
                 url = urljoin(url, link)
             elif style == "link_header":
-                link = next_link(", ".join(headers.get_all("Link") or []))
+                link = next_link(", ".join(headers.get_list("Link")))
                 if not link:
                     return
                 url = urljoin(url, link)
@@ -291,24 +332,22 @@ class HttpJsonConnector(BaseConnector):
         return records
 
     def get_json(self, url: str) -> tuple[Any, Any]:
-        """One page's decoded body and headers.
+        """One page's decoded body and headers, tried once.
 
         Raises:
-            TransientSourceError, PermanentSourceError: see ``http_get``.
+            TransientSourceError, PermanentSourceError: see
+                ``HttpClient.get``; a failed read is transient.
         """
         options = self.options
         headers, private = split_headers(options.get("headers"))
         headers = {"Accept": "application/json", **headers}
         if options.get("auth_token"):
             private[options["auth_header"]] = options["auth_token"]
-        response = http_get(
+        response = self.client().get(
             url,
             headers=headers,
             private_headers=private,
             private_origin=self.credentials_origin(),
-            timeout_connect=options["timeout_connect"],
-            timeout_read=options["timeout_read"],
-            redact=self.redact,
         )
         try:
             data = response.read_limited(options["max_response_bytes"])

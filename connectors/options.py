@@ -69,6 +69,20 @@ class OptionErrors:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             self.add(name, "Must be a positive whole number.")
 
+    def non_negative_int(self, name: str) -> None:
+        value = self.options.get(name)
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.add(name, "Must be a whole number, 0 or more.")
+
+    def non_negative_number(self, name: str) -> None:
+        value = self.options.get(name)
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            self.add(name, "Must be a number, 0 or more.")
+
     def mapping(self, name: str, *, of_strings: bool = False) -> None:
         value = self.options.get(name)
         if value is None:
@@ -102,6 +116,29 @@ class OptionErrors:
                 name,
                 "Must not hold credentials; use auth_header and auth_token.",
             )
+
+
+def http_client_check(errors: OptionErrors, *, source: Mapping | None) -> None:
+    """The HTTP client's options: ``timeout_*`` and the connector's ``proxy``.
+
+    A proxy sees every request, plain http ones with their credentials, so
+    only the connector's config may name one, never a project's source.
+    """
+    for name in ("timeout_connect", "timeout_read", "timeout_write", "timeout_pool"):
+        errors.positive_number(name)
+    if source and "proxy" in source:
+        errors.add("proxy", "Only the connector's config may set a proxy.")
+        return
+    value = errors.options.get("proxy")
+    if value is None or value == "":
+        return
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        parts and parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        errors.add("proxy", "Must be an http:// or https:// proxy URL with a host.")
 
 
 def url_origin(url: Any) -> tuple[str, str, int] | None:

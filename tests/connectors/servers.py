@@ -29,6 +29,10 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    #: The request target as sent: a path, or a whole URL through a proxy.
+    target: str = ""
+    #: The client's port: requests over one connection share it.
+    client_port: int = 0
 
 
 Handler = Callable[[Request], Reply]
@@ -39,6 +43,10 @@ class LocalHttpServer:
 
     ``route(path, *replies)`` answers GETs of ``path`` with the replies in
     turn, repeating the last; a reply may be a function of the request.
+    It speaks HTTP/1.1 and keeps connections open (a streamed body without
+    a length closes its connection). A request for a whole URL (as a
+    client sends to a proxy) is routed by its path, so the server stands
+    in for a forwarding proxy too.
     """
 
     def __init__(self):
@@ -48,6 +56,12 @@ class LocalHttpServer:
         server = self
 
         class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body are written apart: without this, Nagle's
+            # algorithm holds the body for the client's delayed ACK (40 ms
+            # per request on a kept-alive connection).
+            disable_nagle_algorithm = True
+
             def do_GET(self):  # noqa: N802 - the http.server API
                 server.handle(self)
 
@@ -83,6 +97,8 @@ class LocalHttpServer:
             path=parts.path,
             query={k: v[0] for k, v in parse_qs(parts.query).items()},
             headers=dict(handler.headers.items()),
+            target=handler.path,
+            client_port=handler.client_address[1],
         )
         self.requests.append(request)
         replies = self.routes.get(parts.path)
@@ -93,6 +109,7 @@ class LocalHttpServer:
             if callable(reply):
                 reply = reply(request)
         if reply.delay and self.stopping.wait(reply.delay):
+            handler.close_connection = True
             return
         body = reply.body
         if not isinstance(body, bytes | str | Iterable) or isinstance(
@@ -109,6 +126,8 @@ class LocalHttpServer:
             handler.end_headers()
             handler.wfile.write(body)
         else:
+            handler.send_header("Connection", "close")
+            handler.close_connection = True
             handler.end_headers()
             for chunk in body:
                 handler.wfile.write(chunk)

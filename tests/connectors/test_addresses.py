@@ -132,8 +132,11 @@ class TestConnectorsRefuseLocalAddresses:
     def test_the_connection_goes_to_the_checked_address(self, http_server, monkeypatch):
         """A name is resolved once; a second answer (rebinding) is never used.
 
-        The resolver answers 127.0.0.1 (allowed) first and 10.0.0.1 after;
-        the request still reaches the local server, under the name.
+        The resolver answers 127.0.0.1 (allowed) first and 127.0.0.2 after
+        (refused: only 127.0.0.1 is allowed in the tests; a loopback
+        stand-in for an internal address, so that a broken guard sends
+        nothing off the machine); the request still reaches the local
+        server, under the name, and the name is resolved once.
         """
         real_getaddrinfo = socket.getaddrinfo
         answers = []
@@ -142,7 +145,7 @@ class TestConnectorsRefuseLocalAddresses:
             if host != "rebind.test":
                 return real_getaddrinfo(host, port, *args, **kwargs)
             answers.append(host)
-            address = "127.0.0.1" if len(answers) == 1 else "10.0.0.1"
+            address = "127.0.0.1" if len(answers) == 1 else "127.0.0.2"
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
         monkeypatch.setattr(socket, "getaddrinfo", rebinding)

@@ -18,7 +18,13 @@ TOKEN = "tok-2f9c1e7a5b3d"
 
 
 def read(http_server, **options) -> list:
-    config = {"url": http_server.url("/"), "timeout_read": 2, **options}
+    """The records at ``path``; one try per page unless ``page_retries``."""
+    config = {
+        "url": http_server.url("/"),
+        "timeout_read": 2,
+        "page_retries": 0,
+        **options,
+    }
     source = {"path": options.pop("path", "/items")} if "url" not in options else {}
     with HttpJsonConnector(config=config, source=source) as connector:
         return list(connector.iter_records())
@@ -295,6 +301,7 @@ class TestTransport:
         """Nobody listening is transient."""
         url = http_server.url("/")
         http_server.stop()
-        with HttpJsonConnector(config={"url": url}, source={}) as connector:
+        config = {"url": url, "page_retries": 0}
+        with HttpJsonConnector(config=config, source={}) as connector:
             with pytest.raises(TransientSourceError, match="failed"):
                 list(connector.iter_records())
