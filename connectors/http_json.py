@@ -1,15 +1,16 @@
 """The HTTP JSON connector: records from a paginated JSON API."""
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 from django.utils.translation import gettext_lazy as _
 
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, TransientSourceError
+from .http_paging import MISSING as _MISSING
+from .http_paging import lookup, next_link, with_params
 from .options import (
     OptionErrors,
     credentials_origin_check,
@@ -44,50 +45,6 @@ DEFAULTS = {
     "cursor_param": "cursor",
     "max_pages": 10_000,
 }
-
-_MISSING = object()
-
-# One link of a ``Link`` header (RFC 8288): ``<url>; rel="next"; ...``.
-_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
-
-
-def lookup(document: Any, path: str) -> Any:
-    """The value at a dotted path (``data.items``, ``pages.0.next``)."""
-    value = document
-    for part in path.split(".") if path else ():
-        if isinstance(value, Mapping):
-            value = value.get(part, _MISSING)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _MISSING
-        if value is _MISSING:
-            return _MISSING
-    return value
-
-
-def next_link(link_header: str | None) -> str | None:
-    """The ``rel="next"`` target of a ``Link`` header, if any."""
-    for match in _LINK.finditer(link_header or ""):
-        for param in match.group(2).split(";"):
-            name, _, value = param.strip().partition("=")
-            rels = value.strip().strip('"').lower().split()
-            if name.strip().lower() == "rel" and "next" in rels:
-                return match.group(1).strip()
-    return None
-
-
-def with_params(url: str, params: Mapping[str, Any]) -> str:
-    """``url`` with ``params`` added to (or replacing those in) its query."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params]
-    for name, value in params.items():
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            if isinstance(item, bool):
-                item = "true" if item else "false"
-            query.append((name, "" if item is None else str(item)))
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _reject_constant(name: str) -> None:
@@ -247,21 +204,40 @@ class HttpJsonConnector(BaseConnector):
                         f"record {number} is a JSON {_json_type(item)}, not an object",
                     )
 
-    def iter_pages(self) -> Iterator[list]:
-        """Each page's list of records, following the pagination style."""
+    supports_resume = True
+
+    def iter_positions(self, start: dict | None = None) -> Iterator[tuple[list, dict]]:
+        """Each page's records with the position after it (see ``resume``)."""
+        for records in self.iter_pages(start=start):
+            yield records, self.position
+
+    def iter_pages(self, start: dict | None = None) -> Iterator[list]:
+        """Each page's list of records, following the pagination style.
+
+        After each page, ``position`` says where the next one starts (None
+        after the last): ``iter_pages(start=position)`` goes on from there,
+        so that a retry re-fetches at most the page that failed.
+        """
         options = self.options
         style = options["pagination"]
         params = dict(options.get("params") or {})
+        incremental = self.source.get("cursor")
+        if isinstance(incremental, dict) and self.cursor_value is not None:
+            # An incremental project: only what changed since its cursor.
+            params[incremental.get("param") or "since"] = self.cursor_value
+        page = offset = 0
         if style == "page":
             page = options["page_start"]
             if options.get("page_size_param"):
                 params[options["page_size_param"]] = options["page_size"]
         elif style == "offset":
-            offset = 0
             params[options["limit_param"]] = options["limit"]
         url = with_params(self.start_url(), params) if params else self.start_url()
         seen = set()
         self.pages_read = 0
+        if start:
+            url, page, offset = start["url"], start["page"], start["offset"]
+            self.pages_read = start["pages_read"]
         retries = PageRetries.from_options(options)
         while True:
             if self.pages_read >= options["max_pages"]:
@@ -281,36 +257,49 @@ class HttpJsonConnector(BaseConnector):
             body, headers = retries.call(self.get_json, url)
             self.pages_read += 1
             records = self.records_of(body, url)
-            yield records
-            if style == "none":
-                return
+            following = self._next_url(style, url, body, headers, records)
             if style == "page":
-                if not records:
-                    return
                 page += 1
             elif style == "offset":
-                if not records:
-                    return
                 offset += len(records)
-            elif style == "cursor":
-                cursor = lookup(body, options["cursor_path"])
-                if cursor in (_MISSING, None, ""):
-                    return
-                url = with_params(url, {options["cursor_param"]: cursor})
-            elif style == "next_link":
-                link = lookup(body, options["next_path"])
-                if link in (_MISSING, None, ""):
-                    return
-                if not isinstance(link, str):
-                    raise PermanentSourceError(
-                        f"The next link at {options['next_path']!r} is not a string."
-                    )
-                url = urljoin(url, link)
-            elif style == "link_header":
-                link = next_link(", ".join(headers.get_list("Link")))
-                if not link:
-                    return
-                url = urljoin(url, link)
+            self.position = (
+                None
+                if following is None
+                else {
+                    "url": following,
+                    "page": page,
+                    "offset": offset,
+                    "pages_read": self.pages_read,
+                }
+            )
+            yield records
+            if following is None:
+                return
+            url = following
+
+    def _next_url(self, style, url, body, headers, records) -> str | None:
+        """The next page's URL, or None when this page was the last."""
+        options = self.options
+        if style == "none":
+            return None
+        if style in ("page", "offset"):
+            return url if records else None
+        if style == "cursor":
+            cursor = lookup(body, options["cursor_path"])
+            if cursor in (_MISSING, None, ""):
+                return None
+            return with_params(url, {options["cursor_param"]: cursor})
+        if style == "next_link":
+            link = lookup(body, options["next_path"])
+            if link in (_MISSING, None, ""):
+                return None
+            if not isinstance(link, str):
+                raise PermanentSourceError(
+                    f"The next link at {options['next_path']!r} is not a string."
+                )
+            return urljoin(url, link)
+        link = next_link(", ".join(headers.get_list("Link")))  # link_header
+        return urljoin(url, link) if link else None
 
     def records_of(self, body: Any, url: str) -> list:
         path = self.options["records_path"]
