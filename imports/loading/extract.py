@@ -115,6 +115,8 @@ def import_run_extract(
     batch_size: int,
     should_stop: Callable[[], bool],
     on_progress: Callable[[LoadResult], None],
+    on_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
 ) -> LoadResult:
     """Create the staging table, stream the source into it and seal it.
 
@@ -134,6 +136,8 @@ def import_run_extract(
             batch_size=batch_size,
             should_stop=should_stop,
             on_progress=on_progress,
+            on_checkpoint=on_checkpoint,
+            resume=resume,
         )
     extraction = _Extraction(project=run.project, stage=stage)
     result = extraction.result

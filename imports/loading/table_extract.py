@@ -48,8 +48,13 @@ def table_extract(
     batch_size: int,
     should_stop: Callable[[], bool],
     on_progress: Callable[[LoadResult], None],
+    on_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
 ) -> LoadResult:
     """Stage the source as text; the result names its fields and types.
+
+    ``resume``: a checkpoint an earlier attempt recorded (its stage adopted
+    by ``stage``): the extraction goes on from there.
 
     Raises:
         BadRowError: a bad row, when the project fails on bad rows.
@@ -67,7 +72,9 @@ def table_extract(
     result = None
     with connector:
         fingerprint = connector.fingerprint() if config is not None else None
-        if (
+        if resume is not None:
+            fingerprint = resume.get("fingerprint", fingerprint)
+        elif (
             fingerprint
             and not run.full_refresh
             and stored
@@ -80,7 +87,7 @@ def table_extract(
                 fingerprint=fingerprint,
                 incremental=True,
             )
-        if stage.postgres and connector.supports_copy:
+        if resume is None and stage.postgres and connector.supports_copy:
             source = connector.copy_source()
             if source is not None:
                 try:
@@ -90,7 +97,14 @@ def table_extract(
                     connector.open()
         if result is None:
             result = _rows(
-                project, connector, stage, batch_size, should_stop, on_progress
+                project,
+                connector,
+                stage,
+                batch_size,
+                should_stop,
+                on_progress,
+                on_checkpoint=on_checkpoint and _with(on_checkpoint, fingerprint),
+                resume=resume,
             )
     if config is not None:
         result.cursor_before = stored
@@ -153,18 +167,62 @@ def _copy(stage: TableStage, source: CopySource, should_stop, on_progress, marke
     return result
 
 
-def _rows(project: Project, connector, stage, batch_size, should_stop, on_progress):
+def _rows(
+    project: Project,
+    connector,
+    stage,
+    batch_size,
+    should_stop,
+    on_progress,
+    on_checkpoint=None,
+    resume: dict | None = None,
+):
+    """Read the source row by row into the stage's text columns.
+
+    A connector that reports positions (``supports_resume``: pages of an
+    API) is checkpointed after each page: the rows are committed to the
+    stage and ``on_checkpoint`` records where the source goes on, so that
+    ``resume`` (that checkpoint) continues from there with the rows
+    already staged.
+    """
     result = LoadResult()
     skip_bad = project.on_bad_row == Project.OnBadRow.SKIP
-    names: list[str] = []
-    index: dict[str, int] = {}
+    untyped = getattr(connector, "values_are_text", False)
+    markers = set(project.null_markers or [])
+    names: list[str] = list(resume["columns"]) if resume else []
+    index: dict[str, int] = {name: i for i, name in enumerate(names)}
     known = index.keys()
-    samples: list[list] = []
-    stage.create(0)
-    seq = 0
+    earlier: list = list(resume["types"]) if resume else []
+    samples: list[list] = [[] for _ in names]
+    seq = int(resume["seq"]) if resume else 0
+    if resume:
+        result.rows_rejected = resume.get("rejected", 0)
+        result.rejected_samples = list(resume.get("samples", []))
+    else:
+        stage.create(0)
     last_progress = time.monotonic()
     as_text = column_types.as_text
-    for batch in connector.iter_batches(batch_size=batch_size):
+
+    def types() -> list:
+        found = []
+        for i, values in enumerate(samples):
+            inferred = (
+                column_types.infer_column(
+                    (v for v in values if not (isinstance(v, str) and v in markers)),
+                    text_is_untyped=untyped,
+                )
+                if values
+                else None
+            )
+            before = earlier[i] if i < len(earlier) else None
+            found.append(column_types.widen(before, inferred))
+        return found
+
+    if getattr(connector, "supports_resume", False) and on_checkpoint is not None:
+        batches = connector.iter_positions(start=resume and resume.get("position"))
+    else:
+        batches = ((b, None) for b in connector.iter_batches(batch_size=batch_size))
+    for batch, position in batches:
         if should_stop():
             raise ImportInterrupted
         rows = []
@@ -172,11 +230,13 @@ def _rows(project: Project, connector, stage, batch_size, should_stop, on_progre
             seq += 1
             if type(item) is not dict:
                 if isinstance(item, BadRow):
-                    line = getattr(item, "line", None)
-                    if not skip_bad:
-                        raise BadRowError(f"{row_label(seq, line)}: {item.reason}.")
-                    _count_rejected(result, seq, item.reason, line)
-                    continue
+                    line, reason = getattr(item, "line", None), item.reason
+                else:
+                    line, reason = None, f"record {seq} is not a JSON object"
+                if not skip_bad:
+                    raise BadRowError(f"{row_label(seq, line)}: {reason}.")
+                _count_rejected(result, seq, reason, line)
+                continue
             if not item.keys() <= known:
                 new = [k for k in item if k not in index]
                 if new:
@@ -197,6 +257,19 @@ def _rows(project: Project, connector, stage, batch_size, should_stop, on_progre
             rows.append(row)
         stage.write_rows(rows)
         result.rows_read = seq
+        if position is not None:
+            stage.flush()  # the page's rows are committed with the checkpoint
+            on_checkpoint(
+                {
+                    "stage": stage.table,
+                    "seq": seq,
+                    "columns": names,
+                    "types": types(),
+                    "position": position,
+                    "rejected": result.rows_rejected,
+                    "samples": result.rejected_samples,
+                }
+            )
         if time.monotonic() - last_progress >= PROGRESS_SECONDS:
             stage.flush()
             on_progress(result)
@@ -204,16 +277,15 @@ def _rows(project: Project, connector, stage, batch_size, should_stop, on_progre
     stage.flush()
     result.rows_read = seq
     result.columns = names
-    untyped = getattr(connector, "values_are_text", False)
-    markers = set(project.null_markers or [])
-    result.types = [
-        column_types.infer_column(
-            (v for v in values if not (isinstance(v, str) and v in markers)),
-            text_is_untyped=untyped,
-        )
-        for values in samples
-    ]
+    result.types = [t or column_types.TEXT for t in types()]
     return result
+
+
+def _with(on_checkpoint, fingerprint):
+    def record(checkpoint: dict) -> None:
+        on_checkpoint({**checkpoint, "fingerprint": fingerprint})
+
+    return record
 
 
 def _count_rejected(result: LoadResult, row: int, reason: str, line=None) -> None:

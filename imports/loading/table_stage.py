@@ -109,6 +109,40 @@ class TableStage:
                 )
         self.width = max(self.width, int(width))
 
+    def adopt(self, earlier: str, *, seq: int, wait_ms: int = 2000) -> bool:
+        """Take over an earlier attempt's stage, keeping rows up to ``seq``.
+
+        The table is renamed to this stage's name, which waits for (and
+        then shuts out) a paused earlier attempt still writing to it: once
+        renamed, nothing can write under the old name. False when it cannot
+        be taken within ``wait_ms`` (the extraction then starts anew).
+        """
+        if not STAGE_TABLE.match(earlier):
+            raise ValueError(f"not a staging table name: {earlier!r}")
+        if earlier not in self.target.db.introspection.table_names():
+            return False
+        try:
+            with self.target.atomic(), self.target.cursor() as cursor:
+                if self.postgres:
+                    cursor.execute(f"SET LOCAL lock_timeout = {int(wait_ms)}")
+                if earlier != self.table:
+                    cursor.execute(f"DROP TABLE IF EXISTS {self.sql}")
+                    cursor.execute(
+                        f"ALTER TABLE {quote_name(earlier)} RENAME TO {self.sql}"
+                    )
+                cursor.execute(f"DELETE FROM {self.sql} WHERE _seq > {int(seq)}")
+                self.width = (
+                    len(
+                        self.target.db.introspection.get_table_description(
+                            cursor, self.table
+                        )
+                    )
+                    - 1
+                )  # all but _seq
+        except OperationalError:
+            return False
+        return True
+
     def drop(self) -> None:
         self.flush(RuntimeError("staging abandoned"))
         with self.target.cursor() as cursor:

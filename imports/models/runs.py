@@ -173,6 +173,15 @@ class ImportRun(models.Model):
         blank=True,
         help_text=_("The cursor this run committed with its data."),
     )
+    checkpoint = models.JSONField(
+        _("checkpoint"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Where the extraction got to: the rows staged and the source's "
+            "position after them, so that a retry goes on from there."
+        ),
+    )
     error_class = models.CharField(
         _("error class"),
         max_length=200,

@@ -12,7 +12,7 @@ lock, a cancel or a reap stops the attempt at the next batch boundary.
 import logging
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,6 +20,7 @@ from connectors.registry import get_connector
 from imports.loading import (
     ImportInterrupted,
     LoadResult,
+    TableStage,
     change_text,
     import_run_extract,
     import_run_load,
@@ -153,9 +154,10 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
             import_run_load(run=run, stage=stage, result=result, finish=finish)
         keep_stage = False
     except Exception as exc:
-        # Only a failure after the extraction can keep the staged data.
+        # Only a failure after the extraction, or after a checkpoint of it,
+        # can keep the staged data.
         kept = attempt_settle(attempt, exc, renewer=renewer)
-        keep_stage = keep_stage and kept
+        keep_stage = (kept and keep_stage) or _checkpointed(run, stage)
     finally:
         # A superseded attempt (reaped while paused) leaves the tables alone:
         # its successor may be loading from them; the sweep drops what is
@@ -204,6 +206,7 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
         )
         return result, previous  # adopted: this attempt drops it when done
     attempt.update(extracted_at=None)
+    resume = _checkpoint_adopt(attempt, stage)
     result = import_run_extract(
         run=run,
         connector=get_connector(run.project),
@@ -212,9 +215,13 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
         should_stop=should_stop,
         # The pipeline reports about once a second.
         on_progress=lambda progress: attempt.update(rows_read=progress.rows_read),
+        on_checkpoint=lambda checkpoint: attempt.update(checkpoint=checkpoint),
+        resume=resume,
     )
     run.extracted_at = timezone.now()
-    attempt.update(extracted_at=run.extracted_at, rows_read=result.rows_read)
+    attempt.update(
+        extracted_at=run.extracted_at, rows_read=result.rows_read, checkpoint=None
+    )
     attempt.record(
         ImportRunEvent.Kind.EXTRACTED,
         data={
@@ -234,6 +241,41 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
             data={"samples": result.rejected_samples},
         )
     return result, stage
+
+
+def _checkpointed(run: ImportRun, stage) -> bool:
+    """Whether the run will be retried from a checkpoint in ``stage``."""
+    try:
+        return ImportRun.objects.filter(
+            pk=run.pk, status=ImportRun.Status.RETRYING, checkpoint__stage=stage.table
+        ).exists()
+    except DatabaseError:
+        return False
+
+
+def _checkpoint_adopt(attempt: Attempt, stage) -> dict | None:
+    """The checkpoint an earlier attempt of the run left, with its stage
+    taken over by ``stage``; None to extract from the start."""
+    checkpoint = (
+        ImportRun.objects.filter(pk=attempt.run.pk)
+        .values_list("checkpoint", flat=True)
+        .first()
+    )
+    if not checkpoint or not isinstance(stage, TableStage):
+        return None
+    if not stage.adopt(checkpoint["stage"], seq=checkpoint["seq"]):
+        attempt.update(checkpoint=None)
+        return None
+    attempt.record(
+        ImportRunEvent.Kind.RESUMED,
+        message=_(
+            "Going on from the checkpoint of an earlier attempt: %(rows)s rows "
+            "were staged; the source is read again from there."
+        )
+        % {"rows": checkpoint["seq"]},
+        data={"checkpoint": {k: checkpoint[k] for k in ("seq", "position")}},
+    )
+    return checkpoint
 
 
 def _typed_extraction(result: LoadResult) -> dict:
