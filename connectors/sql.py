@@ -344,8 +344,17 @@ class SqlConnector(BaseConnector):
             try:
                 self._set_timeout(self._connection, self._export_timeout_name())
                 with self._connection.cursor().copy(statement, params) as copy:
+                    # COPY sends a message a row: relay them a megabyte at a
+                    # time, not one write a row.
+                    buffer, size = [], 0
                     for data in copy:
-                        yield bytes(data)
+                        buffer.append(bytes(data))
+                        size += len(data)
+                        if size >= 1 << 20:
+                            yield b"".join(buffer)
+                            buffer, size = [], 0
+                    if buffer:
+                        yield b"".join(buffer)
             except psycopg.Error as exc:
                 raise self._translate(exc, "The SQL query failed") from None
 
