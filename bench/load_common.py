@@ -181,7 +181,8 @@ def importhub_run(project) -> tuple[float, object]:
         run.refresh_from_db()
         if run.status in ImportRun.FINAL_STATUSES:
             break
-        time.sleep(0.05)
+        # Fine enough for a sub-second import (an incremental one).
+        time.sleep(0.01)
     elapsed = time.perf_counter() - start
     if run.status != ImportRun.Status.SUCCEEDED:
         raise RuntimeError(f"import failed: {run.error_class}: {run.error_message}")
