@@ -147,3 +147,25 @@ def test_an_unchanged_csv_is_not_read_again(make_project, write_csv):
     assert (changed.rows_read, changed.rows_updated) == (2, 1)
     forced = run_import(project, full_refresh=True)
     assert forced.rows_read == 2
+
+
+def test_an_unchanged_csv_url_is_not_read_again(make_project):
+    from tests.connectors.servers import LocalHttpServer, Reply
+
+    server = LocalHttpServer().start()
+    try:
+        body = "id,name,amount\n1,a,1\n2,b,2\n"
+        server.route("/data.csv", lambda request: Reply(body, headers={"ETag": tag}))
+        tag = '"v1"'
+        project = make_project(
+            layout=Project.Layout.TABLE,
+            source={"url": server.url("/data.csv"), "cursor": {}},
+        )
+        assert run_import(project).rows_inserted == 2
+        again = run_import(project)
+        assert (again.rows_read, again.cursor_after["fingerprint"]["ETag"]) == (0, tag)
+        body, tag = "id,name,amount\n1,a,1\n2,B,2\n", '"v2"'
+        changed = run_import(project)
+        assert (changed.rows_read, changed.rows_updated) == (2, 1)
+    finally:
+        server.stop()
