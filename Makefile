@@ -39,9 +39,14 @@ bench: venv services
 	$(BIN)/python -m bench
 
 # Random dispatch storms and faults against real workers, about 5 minutes
-# (SOAK_SECONDS); exits 1 on any violation.
+# (SOAK_SECONDS); then the incremental imports' randomized fault trials,
+# SOAK_TRIALS of each (2000); exits 1 on any violation.
+SOAK_TRIALS ?= 2000
 soak: venv services
 	$(BIN)/python -m bench.soak
+	IMPORTHUB_INCREMENTAL_TRIALS=$(SOAK_TRIALS) $(BIN)/pytest -q --timeout 3600 \
+		tests/imports/loading/test_incremental_trials.py \
+		tests/imports/loading/test_incremental_http_trials.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
