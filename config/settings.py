@@ -255,6 +255,9 @@ IMPORTHUB_DATA_SCHEMA = os.environ.get("IMPORTHUB_DATA_SCHEMA", "importhub_data"
 # PostgreSQL's work_mem for a merge's transaction (its hash joins of the
 # staged rows with the table).
 IMPORTHUB_MERGE_WORK_MEM = os.environ.get("IMPORTHUB_MERGE_WORK_MEM", "256MB")
+# A CSV file is staged in committed segments of about this many bytes, each
+# a checkpoint a retry resumes from.
+IMPORTHUB_COPY_SEGMENT_BYTES = env_int("IMPORTHUB_COPY_SEGMENT_BYTES", 16 << 20)
 
 # Connectors. The folders a CSV connector may read files from (colon- or
 # comma-separated); a path outside them, after symlinks and "..", is refused.

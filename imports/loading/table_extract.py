@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import psycopg
-from django.db import connections
 
 from connectors.base import BadRow, BaseConnector, CopySource
 from connectors.exceptions import PermanentSourceError
@@ -28,6 +27,7 @@ from imports.cursors import cursor_config, cursor_start
 from imports.models import ImportRun, Project
 
 from .results import BadRowError, ImportInterrupted, LoadResult, row_label
+from .table_copy import copy_into, skip_bytes
 from .table_schema import SchemaViolation
 from .table_stage import TableStage
 
@@ -71,6 +71,9 @@ def table_extract(
         connector.cursor_value = cursor_start(config, stored, full=run.full_refresh)
     result = None
     with connector:
+        if resume is not None and resume.get("path") == "copy":
+            if resume.get("fingerprint") != connector.fingerprint():
+                resume = None  # the file changed since: start over
         fingerprint = connector.fingerprint() if config is not None else None
         if resume is not None:
             fingerprint = resume.get("fingerprint", fingerprint)
@@ -87,11 +90,21 @@ def table_extract(
                 fingerprint=fingerprint,
                 incremental=True,
             )
-        if resume is None and stage.postgres and connector.supports_copy:
+        copying = resume is None or resume.get("path") == "copy"
+        if copying and stage.postgres and connector.supports_copy:
             source = connector.copy_source()
             if source is not None:
                 try:
-                    result = _copy(stage, source, should_stop, on_progress, markers)
+                    result = _copy(
+                        stage,
+                        source,
+                        should_stop,
+                        on_progress,
+                        markers,
+                        on_checkpoint=on_checkpoint
+                        and _with(on_checkpoint, connector.fingerprint()),
+                        resume=resume,
+                    )
                 except _CopyUnreadable:
                     connector.close()
                     connector.open()
@@ -104,7 +117,7 @@ def table_extract(
                 should_stop,
                 on_progress,
                 on_checkpoint=on_checkpoint and _with(on_checkpoint, fingerprint),
-                resume=resume,
+                resume=resume if resume and resume.get("path") != "copy" else None,
             )
     if config is not None:
         result.cursor_before = stored
@@ -115,14 +128,31 @@ def table_extract(
     return result
 
 
-def _copy(stage: TableStage, source: CopySource, should_stop, on_progress, markers):
+def _copy(
+    stage: TableStage,
+    source: CopySource,
+    should_stop,
+    on_progress,
+    markers,
+    *,
+    on_checkpoint=None,
+    resume: dict | None = None,
+):
+    """COPY the source's bytes into the stage (``table_copy``); a CSV source
+    in segments, checkpointed, and resumed from ``resume`` when given."""
     result = LoadResult()
-    stage.create(len(source.columns))
+    offset = rows = 0
+    if resume is not None:
+        offset, rows = resume["position"]["offset"], resume["seq"]
+        stage.seq_restart(rows + 1)
+    else:
+        stage.create(len(source.columns))
     last_progress = time.monotonic()
+    result.rows_read = rows
 
     def chunks() -> Iterator[bytes]:
         nonlocal last_progress
-        for chunk in source.chunks:
+        for chunk in skip_bytes(source.chunks, offset):
             if should_stop():
                 raise ImportInterrupted
             # An estimate while streaming (a quoted field may hold a line
@@ -133,27 +163,38 @@ def _copy(stage: TableStage, source: CopySource, should_stop, on_progress, marke
                 on_progress(result)
                 last_progress = time.monotonic()
 
-    # Its own connection, so that progress and heartbeats go on beside it.
-    params = connections[stage.target.alias].get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
+    def checkpoint(staged: int, reached: int) -> None:
+        on_checkpoint(
+            {
+                "path": "copy",
+                "stage": stage.table,
+                "seq": staged,
+                "columns": list(source.columns),
+                "position": {"offset": reached},
+            }
+        )
+
+    csv_source = source.format == "csv"
     try:
-        with psycopg.connect(**params, autocommit=True) as copying:
-            with copying.cursor() as cursor:
-                with cursor.copy(stage.copy_sql(source.format, source.options)) as copy:
-                    for chunk in chunks():
-                        copy.write(chunk)
-                copied = cursor.rowcount
+        copied = copy_into(
+            stage,
+            stage.copy_sql(source.format, source.options),
+            chunks(),
+            quote=source.options.get("quotechar", '"').encode() if csv_source else None,
+            offset=offset,
+            rows=rows,
+            on_checkpoint=checkpoint if on_checkpoint and csv_source else None,
+        )
     except (
         psycopg.errors.DataError,
         psycopg.errors.BadCopyFileFormat,
         UnicodeDecodeError,
     ) as exc:
-        if source.format == "csv":
+        if csv_source:
             raise _CopyUnreadable from exc
         raise PermanentSourceError(f"The source's rows could not be staged: {exc}")
     # The identity numbered them 1..copied: no scan of the stage to count.
-    result.rows_read = copied if copied >= 0 else stage.last_seq()
+    result.rows_read = copied
     result.columns = list(source.columns)
     sample = stage.sample(SAMPLE_ROWS)
     result.types = [

@@ -44,14 +44,7 @@ class Misfit:
 class TableMerge:
     """The statements that merge one typed stage into one project's table."""
 
-    def __init__(
-        self,
-        *,
-        stage: TableStage,
-        plan: Plan,
-        markers: list[str],
-        run_id: int,
-    ):
+    def __init__(self, *, stage: TableStage, plan: Plan, markers: list, run_id: int):
         self.stage = stage
         self.target = stage.target
         self.plan = plan

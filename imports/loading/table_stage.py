@@ -143,6 +143,15 @@ class TableStage:
             return False
         return True
 
+    def seq_restart(self, value: int) -> None:
+        """Number the next staged row ``value`` (a resumed COPY goes on)."""
+        if self.postgres:
+            with self.target.cursor() as cursor:
+                cursor.execute(
+                    f"ALTER TABLE {self.sql} ALTER COLUMN _seq RESTART WITH "
+                    f"{int(value)}"
+                )
+
     def drop(self) -> None:
         self.flush(RuntimeError("staging abandoned"))
         with self.target.cursor() as cursor:

@@ -109,3 +109,66 @@ def test_without_a_checkpoint_the_retry_starts_over(
     run.refresh_from_db()
     assert run.status == ImportRun.Status.SUCCEEDED, run.error_message
     assert run.rows_read == PAGES * PER_PAGE
+
+
+def test_a_csv_copy_cut_midway_resumes_from_its_last_segment(
+    make_project, write_csv, settings
+):
+    """The database drops the COPY after some segments committed: the retry
+    skips the bytes already staged and stages the rest, each row once."""
+    import threading
+    import time
+
+    import psycopg
+
+    settings.IMPORTHUB_COPY_SEGMENT_BYTES = 64 * 1024
+    rows = 150_000
+    path = write_csv([(i, f'name "{i}"\nline two', i) for i in range(rows)])
+    project = make_project(
+        source={"path": str(path)}, layout=Project.Layout.TABLE, max_retries=2
+    )
+    run = import_run_request(project=project, requested_by="t", trigger="command")
+    db = settings.DATABASES["default"]
+    url = (
+        f"postgresql://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    cut = threading.Event()
+
+    def cut_after_a_checkpoint():
+        with psycopg.connect(url, autocommit=True) as watcher:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                staged = watcher.execute(
+                    "SELECT (checkpoint->>'seq')::int FROM imports_importrun "
+                    "WHERE id = %s",
+                    [run.pk],
+                ).fetchone()[0]
+                if staged and staged > 10_000:
+                    watcher.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE query LIKE 'COPY \"import_stage_%%' "
+                        "AND pid <> pg_backend_pid()"
+                    )
+                    cut.set()
+                    return
+                time.sleep(0.002)
+
+    watcher = threading.Thread(target=cut_after_a_checkpoint, daemon=True)
+    watcher.start()
+    import_run_execute(run_id=run.pk)
+    watcher.join(timeout=30)
+    run.refresh_from_db()
+    assert cut.is_set(), "the COPY ended before the cut"
+    assert run.status == ImportRun.Status.RETRYING, run.error_message
+    staged = run.checkpoint["seq"]
+    assert 0 < staged < rows
+    import_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.SUCCEEDED, run.error_message
+    assert counts(run) == (rows, rows, 0, 0, 0, 0)
+    resumed = run.events.get(kind=ImportRunEvent.Kind.RESUMED)
+    assert resumed.data["checkpoint"]["seq"] >= staged
+    landed = table_rows(project, order_by="id")
+    assert [r["id"] for r in landed] == list(range(rows))
+    assert landed[7]["name"] == 'name "7"\nline two'
