@@ -1,5 +1,13 @@
 """Loading: stream a source into a staging table, then merge it in one go.
 
+Two layouts. A project's typed table (``table_*``, ``destination``): the
+source's fields staged as text (``table_stage``; COPY of raw bytes where the
+source is delimited text, ``table_copy``), checked against the project's
+schema contract (``table_schema``) and merged with casts and checksums in
+SQL (``table_merge``) in the destination's transaction, beside its state
+row (fence, columns, cursor: ``table_load``). The JSON records layout, for
+sources without a stable shape, is described below.
+
 Extract and load are separate stages. The extraction (``extract``) streams
 the connector's batches into a per-attempt staging table (``stage``; COPY on
 PostgreSQL), so memory does not grow with the source. The load (``load``)
