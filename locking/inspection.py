@@ -1,13 +1,15 @@
 """
 Where a lock lives in Redis, who holds it, and the operator's force release.
 
-The keys of the lock ``name``:
+The keys of the lock ``name``, all with the hash tag ``{<name>}``, so that
+a Redis Cluster keeps them in one slot and runs the scripts that touch
+them together:
 
-* ``<prefix>lock:<name>`` -- the holder's token, with the lock's TTL;
-* ``<prefix>fence:<name>`` -- the fencing counter, which never expires;
-* ``<prefix>signal:<name>`` -- the wake-up list that blocked takers BLPOP;
-* ``<prefix>waiters:<name>`` -- a short-lived marker a blocked taker leaves,
-  so that a release knows somebody waits for a signal.
+* ``<prefix>lock:{<name>}`` -- the holder's token, with the lock's TTL;
+* ``<prefix>fence:{<name>}`` -- the fencing counter, which never expires;
+* ``<prefix>signal:{<name>}`` -- the wake-up list that blocked takers BLPOP;
+* ``<prefix>waiters:{<name>}`` -- a short-lived marker a blocked taker
+  leaves, so that a release knows somebody waits for a signal.
 
 ``LockInspection`` reads locks (one by name, or all held under a prefix)
 and frees one whoever holds it. ``locking.lock.Lock`` inherits it and adds
@@ -91,11 +93,13 @@ class LockInspection:
     @staticmethod
     def keys(name: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str, str, str]:
         """Return the (lock, fence, signal, waiter marker) keys of ``name``."""
+        validate_name(name)
+        tag = f"{{{name}}}"
         return (
-            f"{prefix}lock:{name}",
-            f"{prefix}fence:{name}",
-            f"{prefix}signal:{name}",
-            f"{prefix}waiters:{name}",
+            f"{prefix}lock:{tag}",
+            f"{prefix}fence:{tag}",
+            f"{prefix}signal:{tag}",
+            f"{prefix}waiters:{tag}",
         )
 
     # -- one lock, by name ---------------------------------------------------
@@ -172,8 +176,8 @@ class LockInspection:
         seen, and each is yielded once. The owner and TTL of each batch are
         read in one MULTI, so they belong to the same holder.
         """
-        lock_prefix = cls.keys("", prefix)[0]
-        pattern = glob_escape(lock_prefix) + match
+        lock_prefix = f"{prefix}lock:{{"
+        pattern = glob_escape(lock_prefix) + match + glob_escape("}")
         seen: set[str] = set()
         cursor = 0
         while True:
@@ -194,7 +198,7 @@ class LockInspection:
                     if owner is None or pttl == -2:
                         continue  # freed since the scan saw it
                     left = math.inf if pttl == -1 else pttl / 1000
-                    yield key[len(lock_prefix) :], decode(owner), left
+                    yield key[len(lock_prefix) : -1], decode(owner), left
             if not cursor:
                 return
 

@@ -1,7 +1,7 @@
 """
 Redis locks with fencing tokens: one holder per name.
 
-A lock is a Redis key ``<prefix>lock:<name>`` whose value is the holder's
+A lock is a Redis key ``<prefix>lock:{<name>}`` whose value is the holder's
 token. It is taken with one atomic script (check and set, with a TTL) and
 released or extended only by a script that first compares the token, so a
 holder can never free or prolong somebody else's lock.
@@ -15,7 +15,7 @@ What each part protects against:
   outlasts the TTL keeps the lock by extending it every third of the TTL,
   and learns at once when an extension fails.
 * **Fencing** -- a TTL alone cannot stop a *paused* holder. Each successful
-  take increments a counter ``<prefix>fence:<name>`` that never expires and
+  take increments a counter ``<prefix>fence:{<name>}`` that never expires and
   returns the new value. Whoever writes the protected data records the
   fence and refuses writes carrying a smaller one::
 

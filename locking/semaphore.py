@@ -3,7 +3,7 @@ Redis semaphores with expiring leases: at most ``limit`` holders per name.
 
 Connector slots are leases, not counters: a counter that a crashed worker
 never decrements leaks a slot forever, while a lease whose holder dies
-simply expires. The leases live in a sorted set ``<prefix>sem:<name>:leases``
+simply expires. The leases live in a sorted set ``<prefix>sem:{<name>}:leases``
 mapping each token to its expiry in milliseconds of the *Redis server's*
 clock (``TIME``), so workers on hosts with skewed clocks agree on what has
 expired. Every script purges expired leases before it counts::
@@ -163,7 +163,7 @@ class Semaphore:
         self.name = name
         self.ttl = float(ttl)
         self.prefix = prefix
-        self.key = f"{prefix}sem:{name}:leases"
+        self.key = f"{prefix}sem:{{{name}}}:leases"
         self.register_scripts(client)
 
     @classmethod

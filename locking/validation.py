@@ -7,9 +7,12 @@ from typing import Any
 
 
 def validate_name(name: Any) -> None:
-    """Refuse a lock or semaphore name that is not a non-empty string."""
+    """Refuse a lock or semaphore name that is not a non-empty string, or
+    that holds a brace (the keys' hash tag is the name in braces)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if "{" in name or "}" in name:
+        raise ValueError(f"name must not hold braces, got {name!r}")
 
 
 def validate_token(token: Any) -> str:

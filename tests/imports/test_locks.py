@@ -41,7 +41,7 @@ def test_project_lock(settings, redis_prefix):
     lease as TTL unless told otherwise."""
     lock = project_lock(7)
     assert lock.name == project_lock_name(7) == "project:7"
-    assert lock.key == f"{redis_prefix}lock:project:7"
+    assert lock.key == f"{redis_prefix}lock:{{project:7}}"
     assert lock.ttl == settings.IMPORTHUB_LEASE_SECONDS
     assert project_lock(7, ttl=2.5, token="t").ttl == 2.5
     assert project_lock(7, token="t").token == "t"
@@ -72,8 +72,8 @@ def test_project_locks_held(settings, redis_prefix):
     connector_slots_for_id(1).acquire("lease")
     run_cancel_flag_set(1)
     redis = redis_client()
-    redis.set(f"{redis_prefix}lock:project:not-an-id", "x", px=10_000)
-    redis.set(f"{redis_prefix}lock:project:9", "by-hand")  # no expiry
+    redis.set(f"{redis_prefix}lock:{{project:not-an-id}}", "x", px=10_000)
+    redis.set(f"{redis_prefix}lock:{{project:9}}", "by-hand")  # no expiry
     settings.IMPORTHUB_REDIS_PREFIX = f"{redis_prefix}other:"
     try:
         project_lock(4, token="elsewhere").acquire()

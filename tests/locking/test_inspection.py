@@ -15,14 +15,22 @@ from locking.inspection import glob_escape
 
 def test_key_layout(prefix):
     """Each name has its lock, fence, signal and waiter marker keys under
-    the prefix."""
+    the prefix, all with the name as their hash tag (one Cluster slot)."""
     assert Lock.keys("project:7", prefix) == (
-        f"{prefix}lock:project:7",
-        f"{prefix}fence:project:7",
-        f"{prefix}signal:project:7",
-        f"{prefix}waiters:project:7",
+        f"{prefix}lock:{{project:7}}",
+        f"{prefix}fence:{{project:7}}",
+        f"{prefix}signal:{{project:7}}",
+        f"{prefix}waiters:{{project:7}}",
     )
-    assert Lock.keys("x")[0] == "locking:lock:x"
+    assert Lock.keys("x")[0] == "locking:lock:{x}"
+
+
+@pytest.mark.parametrize("name", ["a{b", "a}b", "{x}"])
+def test_a_name_with_braces_is_refused(name):
+    with pytest.raises(ValueError, match="braces"):
+        Lock.keys(name)
+    with pytest.raises(ValueError, match="braces"):
+        Lock(redis.Redis(), name, ttl=1)
 
 
 def test_inspection_classmethods(redis_client, prefix, make_lock):
@@ -114,7 +122,7 @@ def test_held_walks_many_batches(redis_client, prefix, make_lock):
         lock = make_lock(f"project:{i}")
         lock.acquire()
         tokens[f"project:{i}"] = lock.token
-    redis_client.set(f"{prefix}lock:project:forever", "by-hand")
+    redis_client.set(f"{prefix}lock:{{project:forever}}", "by-hand")
     found = list(Lock.held(redis_client, prefix=prefix, count=7))
     assert len(found) == 61
     assert {name: owner for name, owner, _ in found} == tokens | {

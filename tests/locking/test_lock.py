@@ -27,13 +27,13 @@ def test_acquire_returns_a_fence_and_excludes_others(make_lock):
 
 
 def test_key_names_carry_the_prefix(redis_client, prefix, make_lock):
-    """The lock lives at <prefix>lock:<name> and its fence counter at
-    <prefix>fence:<name>, which never expires."""
+    """The lock lives at <prefix>lock:{<name>} and its fence counter at
+    <prefix>fence:{<name>}, which never expires."""
     lock = make_lock("project:7")
-    assert lock.key == f"{prefix}lock:project:7"
+    assert lock.key == f"{prefix}lock:{{project:7}}"
     lock.acquire()
     assert redis_client.get(lock.key) == lock.token.encode()
-    assert redis_client.pttl(f"{prefix}fence:project:7") == -1
+    assert redis_client.pttl(f"{prefix}fence:{{project:7}}") == -1
     assert 9 < redis_client.pttl(lock.key) / 1000 <= 10
 
 
@@ -42,7 +42,7 @@ def test_default_prefix_and_tokens():
     token."""
     client = redis.Redis()  # not connected: construction makes no call
     first, second = Lock(client, "x", ttl=1), Lock(client, "x", ttl=1)
-    assert first.key == "locking:lock:x"
+    assert first.key == "locking:lock:{x}"
     assert first.token != second.token and len(first.token) == 32
     assert Lock(client, "x", ttl=1, token="mine").token == "mine"
 

@@ -81,7 +81,7 @@ def make_machine(client: redis.Redis) -> type[RuleBasedStateMachine]:
 
         @rule(name=NAMES)
         def redis_loses_the_fence_counter(self, name: str) -> None:
-            client.delete(f"{self.prefix}fence:{name}")
+            client.delete(Lock.keys(name, self.prefix)[1])
             self.counter[name] = 0
 
         @rule(token=LEASE_TOKENS, limit=st.sampled_from([None, 1, 2, 3]))

@@ -30,10 +30,10 @@ def test_limit_holders_at_most(make_semaphore):
 
 
 def test_keys_carry_the_prefix(redis_client, prefix, make_semaphore):
-    """Leases live under <prefix>sem:<name>."""
+    """Leases live under <prefix>sem:{<name>}:leases."""
     semaphore = make_semaphore("c")
     token = semaphore.acquire()
-    assert redis_client.zscore(f"{prefix}sem:c:leases", token) is not None
+    assert redis_client.zscore(f"{prefix}sem:{{c}}:leases", token) is not None
 
 
 def test_release_by_token(make_semaphore):
@@ -133,9 +133,9 @@ def test_only_the_leases_key_is_written(redis_client, prefix, make_semaphore):
     assert semaphore.acquire() is None
     semaphore.release(token)
     assert sorted(redis_client.scan_iter(match=f"{prefix}*")) == [
-        f"{prefix}sem:c:leases".encode()
+        f"{prefix}sem:{{c}}:leases".encode()
     ]
-    assert 4 < redis_client.pttl(f"{prefix}sem:c:leases") / 1000 <= 5
+    assert 4 < redis_client.pttl(f"{prefix}sem:{{c}}:leases") / 1000 <= 5
 
 
 def test_holders_on_an_unknown_name(make_semaphore):
