@@ -28,6 +28,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, ProgrammingError, connec
 from django.db import transaction as db_transaction
 from django.db.utils import ConnectionDoesNotExist, load_backend
 
+from connectors.exceptions import PermanentSourceError
 from imports.models.destinations import IDENTIFIER
 from imports.models.projects import table_name_derive
 
@@ -182,14 +183,20 @@ class Target:
                 0, f"CREATE SCHEMA IF NOT EXISTS {quote_name(self.schema)}"
             )
         for statement in statements:
-            for _attempt in range(3):
-                # Two first imports at once can race on IF NOT EXISTS.
+            for attempt in range(3):
+                # Two first imports at once can race on IF NOT EXISTS; a
+                # role without the right to create fails every time.
                 try:
                     with self.atomic(), self.cursor() as cursor:
                         cursor.execute(statement)
                     break
-                except (IntegrityError, ProgrammingError):
-                    continue
+                except (IntegrityError, ProgrammingError) as exc:
+                    if attempt == 2:
+                        raise PermanentSourceError(
+                            f"Cannot prepare {self.schema} in the destination "
+                            f"database: {str(exc).strip()} (the role needs to "
+                            f"create the schema, or tables in it)."
+                        ) from None
 
     def table_exists(self) -> bool:
         with self.cursor() as cursor:

@@ -255,3 +255,37 @@ def test_an_api_source_lands_typed_with_new_fields_mid_stream(
     rows = table_rows(project, order_by="id")
     assert json.loads(rows[0]["tags"]) == {"a": [1]} and rows[0]["code"] == "007"
     assert rows[2]["late"] == "x" and rows[0]["late"] is None
+
+
+def test_a_destination_role_that_cannot_create_fails_clearly(
+    make_project, write_csv, destination_url
+):
+    """A role without the right to create the schema: a clear error."""
+    role = f"importhub_weak_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(destination_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(
+            "REVOKE CREATE ON DATABASE "
+            + destination_url.rsplit("/", 1)[1]
+            + " FROM PUBLIC"
+        )
+    weak = destination_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+    try:
+        destination = Destination.objects.create(name="weak", url=weak)
+        project = make_project(
+            source={"path": str(write_csv([(1, "a", 1)]))},
+            layout=Project.Layout.TABLE,
+            destination=destination,
+        )
+        run = run_import(project)
+        assert run.status == ImportRun.Status.FAILED
+        assert "Cannot prepare importhub_data in the destination" in run.error_message
+    finally:
+        connections[f"importhub_destination_{destination.pk}"].close()
+        with psycopg.connect(destination_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = %s",
+                [role],
+            )
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
