@@ -28,7 +28,6 @@ from .stage import Stage
 from .table_extract import table_extract
 from .table_stage import TableStage
 
-REJECTED_SAMPLES = 10
 PROGRESS_SECONDS = 1.0
 
 
@@ -46,13 +45,7 @@ class _Extraction:
         """Fail on data row ``row`` (file line ``line``), or count it."""
         if not self.skip_bad:
             raise BadRowError(f"{row_label(row, line)}: {reason}.")
-        result = self.result
-        result.rows_rejected += 1
-        if len(result.rejected_samples) < REJECTED_SAMPLES:
-            sample = {"row": row, "reason": reason}
-            if line is not None:
-                sample["line"] = line
-            result.rejected_samples.append(sample)
+        self.result.rejected_add([row], reason, line=line)
 
     def reject_missing_key(self, number: int, row: dict) -> None:
         missing = missing_key_fields(row, self.key_fields)

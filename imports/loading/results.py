@@ -29,6 +29,10 @@ def row_label(row: int, line: int | None = None) -> str:
     return f"Line {line} of the file (data row {row})"
 
 
+#: How many rejected rows a run keeps as samples in its events.
+REJECTED_SAMPLES = 10
+
+
 @dataclass
 class LoadResult:
     """A run's counts, filled by the extraction and then by the merge."""
@@ -69,6 +73,20 @@ class LoadResult:
         "fingerprint",
         "warnings",
     )
+
+    def rejected_add(
+        self, rows: list[int], reason: str, *, line: int | None = None, count=None
+    ) -> None:
+        """Count ``count`` rejected rows (``len(rows)`` by default) and keep
+        the first of ``rows`` as samples, naming ``reason``."""
+        self.rows_rejected += len(rows) if count is None else count
+        for row in rows:
+            if len(self.rejected_samples) >= REJECTED_SAMPLES:
+                break
+            sample = {"row": row, "reason": reason}
+            if line is not None:
+                sample["line"] = line
+            self.rejected_samples.append(sample)
 
     def counts(self) -> dict[str, int]:
         """The counts by the names of ``ImportRun``'s fields."""

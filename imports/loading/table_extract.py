@@ -26,12 +26,17 @@ from imports import column_types
 from imports.cursors import cursor_config, cursor_start
 from imports.models import ImportRun, Project
 
-from .results import BadRowError, ImportInterrupted, LoadResult, row_label
+from .results import (
+    REJECTED_SAMPLES,
+    BadRowError,
+    ImportInterrupted,
+    LoadResult,
+    row_label,
+)
 from .table_copy import copy_into, skip_bytes
 from .table_schema import SchemaViolation
 from .table_stage import TableStage
 
-REJECTED_SAMPLES = 10
 SAMPLE_ROWS = 1000
 PROGRESS_SECONDS = 1.0
 
@@ -276,7 +281,7 @@ def _rows(
                     line, reason = None, f"record {seq} is not a JSON object"
                 if not skip_bad:
                     raise BadRowError(f"{row_label(seq, line)}: {reason}.")
-                _count_rejected(result, seq, reason, line)
+                result.rejected_add([seq], reason, line=line)
                 continue
             if not item.keys() <= known:
                 new = [k for k in item if k not in index]
@@ -289,11 +294,11 @@ def _rows(
                         samples.append([])
                     stage.widen(len(names))
             row = [seq]
-            for name in names:
-                value = item.get(name)
+            get = item.get
+            for name, column in zip(names, samples, strict=True):
+                value = get(name)
                 row.append(as_text(value))
-                column = samples[index[name]]
-                if len(column) < SAMPLE_ROWS and value is not None:
+                if value is not None and len(column) < SAMPLE_ROWS:
                     column.append(value)
             rows.append(row)
         stage.write_rows(rows)
@@ -327,15 +332,6 @@ def _with(on_checkpoint, fingerprint):
         on_checkpoint({**checkpoint, "fingerprint": fingerprint})
 
     return record
-
-
-def _count_rejected(result: LoadResult, row: int, reason: str, line=None) -> None:
-    result.rows_rejected += 1
-    if len(result.rejected_samples) < REJECTED_SAMPLES:
-        sample = {"row": row, "reason": reason}
-        if line is not None:
-            sample["line"] = line
-        result.rejected_samples.append(sample)
 
 
 def _reject_missing_keys(
@@ -378,7 +374,5 @@ def _reject_missing_keys(
         raise BadRowError(f"{row_label(row)}: {reason(fields)}.")
     result.rows_rejected += count
     for row, fields in found:
-        if len(result.rejected_samples) >= REJECTED_SAMPLES:
-            break
-        result.rejected_samples.append({"row": row, "reason": reason(fields)})
+        result.rejected_add([row], reason(fields), count=0)
     result.rejected_samples.sort(key=lambda sample: sample["row"])

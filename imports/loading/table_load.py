@@ -20,7 +20,7 @@ from django.utils import timezone
 from imports.cursors import cursor_compare, cursor_config, cursor_json
 from imports.models import Project
 
-from .results import LoadResult
+from .results import REJECTED_SAMPLES, LoadResult
 from .safety import DeletionLimit
 from .table_merge import Misfit, TableMerge
 from .table_schema import (
@@ -32,7 +32,6 @@ from .table_schema import (
 )
 from .table_stage import TableStage
 
-REJECTED_SAMPLES = 10
 #: How many times a merge is planned again after values did not fit.
 REPLANS = 4
 
@@ -268,12 +267,8 @@ def _resolve(merge: TableMerge, plan: Plan, misfits: list[Misfit], result) -> in
 
 
 def _rejected(result: LoadResult, count: int, rows: list[int], reason: str) -> None:
-    result.rows_rejected += count
+    result.rejected_add(rows, reason, count=count)
     result.rejected_at_load += count
-    for row in rows:
-        if len(result.rejected_samples) >= REJECTED_SAMPLES:
-            break
-        result.rejected_samples.append({"row": row, "reason": reason})
 
 
 def _misfit_text(misfits: list[Misfit], what: str) -> str:

@@ -80,10 +80,6 @@ class Plan:
     discarded_fields: list[tuple[str, str]] = field(default_factory=list)
 
     @property
-    def discards(self) -> bool:
-        return self.policy in ("discard_row", "discard_value") and not self.creates
-
-    @property
     def staged(self) -> list[Column]:
         return [c for c in self.columns if c.stage is not None]
 

@@ -242,11 +242,6 @@ class TableStage:
             )
             return cursor.fetchall()
 
-    def last_seq(self) -> int:
-        with self.target.cursor() as cursor:
-            cursor.execute(f"SELECT coalesce(max(_seq), 0) FROM {self.sql}")
-            return int(cursor.fetchone()[0])
-
     def reject_missing_keys(
         self, key_columns: list[tuple[str, str]], markers: list[str], *, samples: int
     ):

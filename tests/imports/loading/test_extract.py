@@ -4,7 +4,8 @@ import pytest
 
 from connectors.base import BadRow
 from imports.loading import BadRowError, Stage
-from imports.loading.extract import REJECTED_SAMPLES, _Extraction
+from imports.loading.extract import _Extraction
+from imports.loading.results import REJECTED_SAMPLES
 from imports.models import ImportRun, ImportRunEvent, Project, Record
 
 from .helpers import counts, run_import
