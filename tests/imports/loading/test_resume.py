@@ -5,6 +5,7 @@ rows already staged, and the counts and the table are as if nothing failed.
 """
 
 import pytest
+from django.db import connection
 
 from imports.models import ImportRun, ImportRunEvent, Project
 from imports.services.execution import import_run_execute
@@ -46,15 +47,8 @@ def paged(failing: set[int]):
     return reply
 
 
-def requested_pages(server) -> list[int]:
-    return [int(r.query.get("page", 1)) for r in server.requests]
-
-
-@pytest.mark.parametrize("failing_page", [1, 4, PAGES, PAGES + 1])
-def test_a_failed_page_is_the_only_one_fetched_again(
-    make_connector, make_project, server, failing_page
-):
-    server.route("/items", paged({failing_page}))
+def first_attempt(make_connector, make_project, server):
+    """A typed project of the paged API, and its run after a first attempt."""
     connector = make_connector(
         kind="http_json",
         config={"url": server.url("/"), "timeout_read": 5, "page_retries": 0},
@@ -68,6 +62,19 @@ def test_a_failed_page_is_the_only_one_fetched_again(
     run = import_run_request(project=project, requested_by="t", trigger="command")
     import_run_execute(run_id=run.pk)
     run.refresh_from_db()
+    return project, run
+
+
+def requested_pages(server) -> list[int]:
+    return [int(r.query.get("page", 1)) for r in server.requests]
+
+
+@pytest.mark.parametrize("failing_page", [1, 4, PAGES, PAGES + 1])
+def test_a_failed_page_is_the_only_one_fetched_again(
+    make_connector, make_project, server, failing_page
+):
+    server.route("/items", paged({failing_page}))
+    project, run = first_attempt(make_connector, make_project, server)
     assert run.status == ImportRun.Status.RETRYING, run.error_message
     import_run_execute(run_id=run.pk)
     run.refresh_from_db()
@@ -88,20 +95,7 @@ def test_without_a_checkpoint_the_retry_starts_over(
 ):
     """A run whose stage is gone (dropped) reads from the start again."""
     server.route("/items", paged({3}))
-    connector = make_connector(
-        kind="http_json",
-        config={"url": server.url("/"), "timeout_read": 5, "page_retries": 0},
-    )
-    project = make_project(
-        connector=connector,
-        layout=Project.Layout.TABLE,
-        max_retries=2,
-        source={"path": "/items", "pagination": "page", "records_path": "items"},
-    )
-    run = import_run_request(project=project, requested_by="t", trigger="command")
-    import_run_execute(run_id=run.pk)
-    run.refresh_from_db()
-    from django.db import connection
+    project, run = first_attempt(make_connector, make_project, server)
 
     with connection.cursor() as cursor:
         cursor.execute(f'DROP TABLE "{run.checkpoint["stage"]}"')
