@@ -9,6 +9,7 @@ is not touched.
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -19,26 +20,42 @@ from redis.cluster import RedisCluster
 
 from locking import Lock, Semaphore
 
-from .conftest import PrivateRedis
+from .conftest import PrivateRedis, free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-cli") is None, reason="redis-cli is needed to build a cluster"
 )
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (the port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     nodes = []
-    for _ in range(3):
-        folder = tmp_path_factory.mktemp("node")
-        node = PrivateRedis(str(folder))
-        node.start(
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", os.path.join(str(folder), "nodes.conf"),
-            "--cluster-node-timeout", "2000",
-        )  # fmt: skip
-        nodes.append(node)
     try:
+        for _ in range(3):
+            folder = tmp_path_factory.mktemp("node")
+            node = PrivateRedis(str(folder))
+            node.port = cluster_port()
+            node.url = f"redis://127.0.0.1:{node.port}/0"
+            nodes.append(node)  # stopped afterwards, even if it fails to start
+            node.start(
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", os.path.join(str(folder), "nodes.conf"),
+                "--cluster-node-timeout", "2000",
+            )  # fmt: skip
         subprocess.run(
             [
                 shutil.which("redis-cli"), "--cluster", "create",
