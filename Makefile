@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench,server,otel]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,8 +24,11 @@ browser:
 run: venv
 	@bash scripts/run.sh
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; 0 runs it in this
+# one): each has its own test database, Redis key prefix and broker queues.
+TEST_WORKERS ?= 3
 test: venv services browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

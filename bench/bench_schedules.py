@@ -4,9 +4,11 @@ Creates a fresh database (``importhub_bench_sched``) with BENCH_PROJECTS
 projects (10,000 by default), each with a crontab schedule for one and the
 same coming minute, starts one real ``celery beat`` process with the
 project's scheduler, and measures the time from the start of that minute to
-the creation of the last run row. Every dispatch goes through the guard:
-the Redis lock, the run row, and a publish to a queue no worker consumes.
-The goal: all dispatched within the minute (under 60 s).
+the creation of the last run row. Every dispatch goes through the guard,
+in beat's batches: the admission scripts, the run rows, and a publish to a
+queue no worker consumes.
+The goal: all dispatched within 10 s of the minute's start (issue 14; it
+was 59 s with the guard run one project at a time on eight threads).
 """
 
 import datetime
@@ -23,7 +25,7 @@ WORK = ROOT / "var" / "bench"
 DB_NAME = os.environ.get("BENCH_SCHED_DB", "importhub_bench_sched")
 PG = common.PG
 PROJECTS = int(os.environ.get("BENCH_PROJECTS", "10000"))
-GOAL_SECONDS = 60.0
+GOAL_SECONDS = 10.0
 # The beat must have loaded every entry before the minute starts.
 LEAD_SECONDS = 40
 

@@ -1,17 +1,24 @@
 """Django settings, read from the environment.
 
 With no DATABASE_URL the project runs on SQLite (the standalone demo); with no
-REDIS_URL it expects a Redis server on localhost (``make run`` starts a bundled
-one). Production sets both, plus SECRET_KEY and DEBUG=0.
+REDIS_URL it uses the Redis that ``make run`` started for the demo (its
+address is in var/standalone.env), or a Redis on localhost. Production sets
+both, plus SECRET_KEY and DEBUG=0.
 """
 
+import logging
 import os
 import re
 from pathlib import Path
 
 import dj_database_url
 
+from config import broker
+from locking.urls import kombu_sentinel_url, parse_redis_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The demo's files: its SQLite database, its Redis's pid, log and address.
+VAR_DIR = Path(os.environ.get("IMPORTHUB_VAR_DIR") or BASE_DIR / "var")
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -82,6 +89,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The web process serves its own static files (the admin's CSS and
+# scripts) when no proxy does: ``pip install importhub[server]``.
+if env_bool("IMPORTHUB_SERVE_STATIC", False):
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+
 ROOT_URLCONF = "config.urls"
 
 TEMPLATES = [
@@ -102,9 +114,12 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 
 DATABASE_URL = os.environ.get("DATABASE_URL")
+# Standalone: neither service named, the demo of ``make run`` (SQLite, and
+# the Redis it starts on port 6390).
+IMPORTHUB_STANDALONE = not DATABASE_URL and not os.environ.get("REDIS_URL")
 if not DATABASE_URL:
-    (BASE_DIR / "var").mkdir(exist_ok=True)
-    DATABASE_URL = f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The standalone demo runs the web server, a worker and beat against one
@@ -116,6 +131,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Behind PgBouncer in transaction mode a named cursor (``.iterator()``)
+    # cannot outlive its transaction: turn Django's off (deploy/README.md).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
+        "DATABASE_DISABLE_SERVER_SIDE_CURSORS", False
+    )
     # A session that stalls inside a transaction (a worker paused in its
     # load) must not hold its row locks for ever: PostgreSQL ends it after
     # this long idle, its transaction rolls back, and the sweep and the
@@ -143,6 +163,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "ru")
 LANGUAGES = [("ru", "Русский"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Timestamps with seconds and the time zone (config/formats/<lang>).
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -150,8 +172,23 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
-# Redis: locks, connector slots and (by default) the Celery broker.
+# Redis: locks, connector slots and (by default) the Celery broker. One
+# server (redis://), the sentinels of a master
+# (sentinel://host:26379,host:26380/<master>/<db>) or a Cluster for the
+# locks (redis+cluster://host:7000,host:7001), see locking/urls.py.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Standalone, a command run beside ``make run`` finds the demo's Redis in
+# the file the run script writes (and removes when it stops); without it,
+# the demo's port, where nothing answers unless the demo runs (a check
+# says so), never another Redis where no worker of the demo listens.
+IMPORTHUB_STANDALONE_ENV = VAR_DIR / "standalone.env"
+if IMPORTHUB_STANDALONE:
+    REDIS_URL = f"redis://127.0.0.1:{env_int('IMPORTHUB_DEMO_REDIS_PORT', 6390)}/0"
+    if IMPORTHUB_STANDALONE_ENV.exists():
+        for _line in IMPORTHUB_STANDALONE_ENV.read_text().splitlines():
+            _name, _, _value = _line.partition("=")
+            if _name.strip() == "REDIS_URL" and _value.strip():
+                REDIS_URL = _value.strip()
 IMPORTHUB_REDIS_PREFIX = os.environ.get("IMPORTHUB_REDIS_PREFIX", "importhub:")
 IMPORTHUB_REDIS_SOCKET_TIMEOUT = env_float("IMPORTHUB_REDIS_SOCKET_TIMEOUT", 5.0)
 
@@ -184,10 +221,31 @@ IMPORTHUB_CONTROL_QUEUE = os.environ.get("IMPORTHUB_CONTROL_QUEUE", "importhub-c
 
 # Celery
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
+_broker = parse_redis_url(CELERY_BROKER_URL)
+if _broker.kind == "cluster":
+    raise RuntimeError(
+        "Celery cannot use a Redis Cluster as its broker: with a Cluster "
+        "REDIS_URL, set CELERY_BROKER_URL (Redis, Sentinel or RabbitMQ)."
+    )
+_broker_sentinel_options = {}
+if _broker.kind == "sentinel":
+    # kombu's own spelling: one sentinel:// URL per sentinel, the master's
+    # name in the transport options.
+    CELERY_BROKER_URL, _broker_sentinel_options = kombu_sentinel_url(_broker)
+    # kombu's Sentinel transport, with a fix for the loss of its master.
+    CELERY_BROKER_TRANSPORT = "config.sentinel_transport:SentinelTransport"
+    if os.environ.get("CELERY_BROKER_URL"):
+        # Celery reads this variable before its settings: it gets the
+        # translated URL too.
+        os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_DEFAULT_QUEUE = IMPORTHUB_TASK_QUEUE
-CELERY_TASK_ROUTES = {"imports.runs_sweep": {"queue": IMPORTHUB_CONTROL_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "imports.runs_sweep": {"queue": IMPORTHUB_CONTROL_QUEUE},
+    # Beat's pass over the outbox: one try per row, within a time budget.
+    "imports.notifications_deliver_due": {"queue": IMPORTHUB_CONTROL_QUEUE},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -202,23 +260,51 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 1,
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0)
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Longer than any import, so the Redis transport never redelivers a
-    # message whose task is still running (late ack). Were it redelivered
-    # anyway, the run is no longer startable and the copy is ignored.
-    "visibility_timeout": env_float(
-        "CELERY_VISIBILITY_TIMEOUT", IMPORTHUB_MAX_RUNTIME_SECONDS + 3600
+# Late acks hold an import's message for its whole runtime: the Redis
+# transport's visibility timeout outlasts the longest import (a retry's
+# countdown, the runtime cap, the time limit's grace and a margin), so it
+# never redelivers a running import's message; RabbitMQ's consumer_timeout
+# must be raised to the same bound (README, "Brokers"). A redelivered copy
+# is refused by the run's claim anyway.
+CELERY_VISIBILITY_TIMEOUT = env_float(
+    "CELERY_VISIBILITY_TIMEOUT",
+    broker.visibility_timeout(
+        max_runtime=IMPORTHUB_MAX_RUNTIME_SECONDS,
+        retry_max=IMPORTHUB_RETRY_MAX_SECONDS,
     ),
-    "socket_timeout": 5,
-    "socket_connect_timeout": 3,
-}
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = broker.transport_options(
+    CELERY_BROKER_URL,
+    visibility=CELERY_VISIBILITY_TIMEOUT,
+    restore_interval=env_float("CELERY_UNACKED_RESTORE_SECONDS", 0) or None,
+)
+CELERY_BROKER_TRANSPORT_OPTIONS.update(_broker_sentinel_options)
+# A broker connection lost mid-import does not stop the import: its
+# message is redelivered and refused by the claim, the import carries on.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# RabbitMQ quorum queues (replicated; no priorities; retries delayed by the
+# broker's native delayed delivery): README, "Brokers".
+IMPORTHUB_QUORUM_QUEUES = env_bool("IMPORTHUB_QUORUM_QUEUES", False)
+for _name, _value in broker.queue_settings(
+    url=CELERY_BROKER_URL, quorum=IMPORTHUB_QUORUM_QUEUES
+).items():
+    globals()[f"CELERY_{_name.upper()}"] = _value
 # django-celery-beat, made O(1) per tick and safe with two beats (see there).
 CELERY_BEAT_SCHEDULER = "imports.scheduler:ImporthubScheduler"
 # Threads of a beat process that run the guard for due schedules.
-IMPORTHUB_BEAT_DISPATCH_THREADS = env_int("IMPORTHUB_BEAT_DISPATCH_THREADS", 8)
+IMPORTHUB_BEAT_DISPATCH_THREADS = env_int("IMPORTHUB_BEAT_DISPATCH_THREADS", 4)
+# Scheduled imports due together go through the guard in batches this big.
+IMPORTHUB_BEAT_BATCH = env_int("IMPORTHUB_BEAT_BATCH", 500)
 CELERY_BEAT_SCHEDULE = {
     "importhub-sweep": {
         "task": "imports.runs_sweep",
+        "schedule": IMPORTHUB_SWEEP_SECONDS,
+        "options": {"expires": IMPORTHUB_SWEEP_SECONDS},
+    },
+    # The outbox's safety net: notifications whose task was lost or whose
+    # receiver was down are sent again when due.
+    "importhub-notifications": {
+        "task": "imports.notifications_deliver_due",
         "schedule": IMPORTHUB_SWEEP_SECONDS,
         "options": {"expires": IMPORTHUB_SWEEP_SECONDS},
     },
@@ -248,6 +334,8 @@ SPECTACULAR_SETTINGS = {
 IMPORTHUB_METRICS_TOKEN = os.environ.get("IMPORTHUB_METRICS_TOKEN", "")
 # Run durations and waits are histograms of the runs of this recent window.
 IMPORTHUB_METRICS_WINDOW_SECONDS = env_int("IMPORTHUB_METRICS_WINDOW_SECONDS", 3600)
+# A scrape waits this long for the workers' answers (importhub_workers_alive).
+IMPORTHUB_METRICS_WORKERS_TIMEOUT = env_float("IMPORTHUB_METRICS_WORKERS_TIMEOUT", 1.0)
 
 # Typed tables: the schema of the app's database (or of a destination that
 # names none) that projects' tables land in.
@@ -277,9 +365,46 @@ IMPORTHUB_CSV_ROOTS = env_list(
 # (comma-separated). Empty: public addresses only.
 IMPORTHUB_HTTP_ALLOWED_HOSTS = env_list("IMPORTHUB_HTTP_ALLOWED_HOSTS", [])
 
+# Notifications (imports/services/delivery.py). E-mail goes through Django's
+# mail with the EMAIL_* settings; a webhook's URL gets the HTTP connector's
+# outbound policy (IMPORTHUB_HTTP_ALLOWED_HOSTS).
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "importhub@localhost")
+# Links in notifications: the admin's address as its readers reach it.
+IMPORTHUB_BASE_URL = os.environ.get("IMPORTHUB_BASE_URL", "")
+# Tries of one delivery attempt, the first wait between them (stamina's
+# exponential backoff); then the row waits base * 2^(attempts-1), capped,
+# for beat, and is given up after the maximum of attempts.
+IMPORTHUB_NOTIFY_TRIES = env_int("IMPORTHUB_NOTIFY_TRIES", 3)
+IMPORTHUB_NOTIFY_TRY_WAIT_SECONDS = env_float("IMPORTHUB_NOTIFY_TRY_WAIT_SECONDS", 1.0)
+IMPORTHUB_NOTIFY_RETRY_BASE_SECONDS = env_float(
+    "IMPORTHUB_NOTIFY_RETRY_BASE_SECONDS", 60.0
+)
+IMPORTHUB_NOTIFY_RETRY_MAX_SECONDS = env_float(
+    "IMPORTHUB_NOTIFY_RETRY_MAX_SECONDS", 3600.0
+)
+IMPORTHUB_NOTIFY_MAX_ATTEMPTS = env_int("IMPORTHUB_NOTIFY_MAX_ATTEMPTS", 12)
+IMPORTHUB_NOTIFY_TIMEOUT_SECONDS = env_float("IMPORTHUB_NOTIFY_TIMEOUT_SECONDS", 10.0)
+# A claimed row is another process's to send again after this long (a
+# worker that died mid-send): longer than one attempt's tries and waits.
+IMPORTHUB_NOTIFY_CLAIM_SECONDS = env_float("IMPORTHUB_NOTIFY_CLAIM_SECONDS", 300.0)
+
 # LOG_FORMAT=json: one JSON object per line (imports/logging.py). Either
 # way every record made while a run is handled carries run_id/project_id.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+_LOG_LEVEL_NUMBER = logging.getLevelName(LOG_LEVEL)
+if not isinstance(_LOG_LEVEL_NUMBER, int):
+    LOG_LEVEL, _LOG_LEVEL_NUMBER = "INFO", logging.INFO
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -293,7 +418,20 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
             "filters": ["run_context"],
+            "level": LOG_LEVEL,
+        },
+        # Each run's lines (INFO and above) kept with the run, bounded.
+        "run_log": {
+            "class": "imports.run_log.RunLogHandler",
+            "level": "INFO",
+            "filters": ["run_context"],
         },
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console", "run_log"],
+        # INFO at least, for the runs' logs; the console keeps LOG_LEVEL.
+        "level": min(_LOG_LEVEL_NUMBER, logging.INFO),
+    },
 }
+# The most log lines kept per run (imports.run_log).
+IMPORTHUB_RUN_LOG_LINES = env_int("IMPORTHUB_RUN_LOG_LINES", 500)

@@ -10,10 +10,20 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 # One queue and one key prefix per test session, so that two suites running
 # on one machine never consume each other's messages or see each other's keys.
+# A worker process started by a test inherits its session's; a process of a
+# parallel run (pytest-xdist) inherits its controller's and takes its own.
 _session = uuid.uuid4().hex[:10]
-os.environ.setdefault("IMPORTHUB_TASK_QUEUE", f"imports-test-{_session}")
-os.environ.setdefault("IMPORTHUB_REDIS_PREFIX", f"importhub-test-{_session}:")
-os.environ.setdefault("IMPORTHUB_CONTROL_QUEUE", f"importhub-control-test-{_session}")
+_xdist = os.environ.get("PYTEST_XDIST_WORKER", "")
+_session_env = {
+    "IMPORTHUB_TASK_QUEUE": f"imports-test-{_session}",
+    "IMPORTHUB_REDIS_PREFIX": f"importhub-test-{_session}:",
+    "IMPORTHUB_CONTROL_QUEUE": f"importhub-control-test-{_session}",
+}
+if os.environ.get("IMPORTHUB_TEST_SESSION_OF", _xdist) != _xdist:
+    os.environ.update(_session_env)
+for _name, _value in _session_env.items():
+    os.environ.setdefault(_name, _value)
+os.environ["IMPORTHUB_TEST_SESSION_OF"] = _xdist
 os.environ.setdefault("IMPORTHUB_LEASE_SECONDS", "6")
 os.environ.setdefault("IMPORTHUB_RETRY_BASE_SECONDS", "0.2")
 os.environ.setdefault("IMPORTHUB_RETRY_MAX_SECONDS", "2")

@@ -152,6 +152,18 @@ class BaseConnector:
     #: True when the connector implements ``copy_source()``.
     supports_copy: bool = False
 
+    #: How much the source holds, when it can tell, in ``progress_unit``
+    #: ("rows" or "bytes"): set once the connector knows it (a file's size
+    #: when opened, an SQL query's estimate when declared, an API's total
+    #: with its first page). None: unknown, the progress is indeterminate.
+    progress_total: int | None = None
+    progress_unit: str = "rows"
+
+    def progress_done(self) -> int | None:
+        """Optional: how much of ``progress_total`` was read so far, for a
+        unit other than rows (the pipeline counts rows itself)."""
+        return None
+
     def fingerprint(self) -> dict | None:
         """Optional: what identifies this version of the source (a file's
         size and time, an ETag), so that an unchanged source is not read

@@ -153,9 +153,36 @@ class CsvConnector(BaseConnector):
                 self.redact(f"Reading {self.options['url']} failed: {exc}")
             )
         self._encoding = encoding
+        self._progress_start(raw)
         self._file = io.TextIOWrapper(
             stream, encoding=encoding, errors=self._encoding_errors, newline=""
         )
+
+    progress_unit = "bytes"
+
+    def _progress_start(self, raw) -> None:
+        """The total is the file's size (or a URL's Content-Length); what
+        was read, the raw stream's position: gzip's compressed bytes."""
+        self._progress_raw, self._bytes_read = raw, 0
+        if self._response is not None:
+            length = self._response.headers.get("Content-Length", "")
+            has_tell = callable(getattr(raw, "tell", None))
+            self.progress_total = int(length) if length.isdigit() and has_tell else None
+            return
+        try:
+            self.progress_total = os.fstat(raw.fileno()).st_size
+        except (AttributeError, OSError, ValueError):
+            self.progress_total = None
+
+    def progress_done(self) -> int | None:
+        if self.progress_total is None:
+            return None
+        if self._raw is not None:
+            try:
+                self._bytes_read = self._progress_raw.tell()
+            except (OSError, ValueError):
+                pass
+        return self._bytes_read
 
     def _open_url(self) -> tuple[Any, bool]:
         url = self.options["url"]

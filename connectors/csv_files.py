@@ -9,6 +9,7 @@ from typing import BinaryIO
 from django.conf import settings
 
 from .exceptions import PermanentSourceError
+from .messages import Message, gettext_noop
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -48,10 +49,30 @@ def csv_roots() -> list[Path]:
 def _outside(path: Path, roots: list[Path]) -> PermanentSourceError:
     # The same words whether or not the file exists: an operator must not
     # learn what lies outside the roots from this message.
-    allowed = ", ".join(str(root) for root in roots) or "none configured"
+    allowed = ", ".join(str(root) for root in roots) or Message(
+        gettext_noop("none configured")
+    )
     return PermanentSourceError(
-        f"The CSV path {path} is not inside the folders CSV files may be "
-        f"read from ({allowed}; see IMPORTHUB_CSV_ROOTS)."
+        Message(
+            gettext_noop(
+                "The CSV path %(path)s is not inside the folders CSV files may "
+                "be read from (%(allowed)s; see IMPORTHUB_CSV_ROOTS)."
+            ),
+            path=str(path),
+            allowed=allowed,
+        )
+    )
+
+
+def _not_found(path: Path) -> Message:
+    return Message(gettext_noop("CSV file not found: %(path)s"), path=str(path))
+
+
+def _cannot_open(path: Path, exc: OSError) -> Message:
+    return Message(
+        gettext_noop("CSV file cannot be opened: %(path)s: %(error)s"),
+        path=str(path),
+        error=exc.strerror or str(exc),
     )
 
 
@@ -83,13 +104,11 @@ def csv_path_resolve(path: str, *, roots: list[Path]) -> Path:
             missing = missing or candidate
             continue
         except OSError as exc:
-            raise PermanentSourceError(
-                f"CSV file cannot be opened: {candidate}: {exc.strerror or exc}"
-            )
+            raise PermanentSourceError(_cannot_open(candidate, exc))
         if _inside(real, roots):
             return real
     if missing is not None:
-        raise PermanentSourceError(f"CSV file not found: {missing}")
+        raise PermanentSourceError(_not_found(missing))
     raise _outside(given, roots)
 
 
@@ -104,7 +123,12 @@ def csv_file_check(fd: int, *, path: Path, roots: list[Path]) -> None:
         PermanentSourceError: not a regular file, or not under the roots.
     """
     if not stat.S_ISREG(os.fstat(fd).st_mode):
-        raise PermanentSourceError(f"CSV path {path} is not a regular file.")
+        raise PermanentSourceError(
+            Message(
+                gettext_noop("CSV path %(path)s is not a regular file."),
+                path=str(path),
+            )
+        )
     try:
         opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
     except OSError:
@@ -129,11 +153,9 @@ def csv_file_open(path: str) -> tuple[BinaryIO, bool]:
     try:
         fd = os.open(real, flags)
     except FileNotFoundError:
-        raise PermanentSourceError(f"CSV file not found: {real}")
+        raise PermanentSourceError(_not_found(real))
     except OSError as exc:
-        raise PermanentSourceError(
-            f"CSV file cannot be opened: {real}: {exc.strerror or exc}"
-        )
+        raise PermanentSourceError(_cannot_open(real, exc))
     try:
         csv_file_check(fd, path=real, roots=csv_roots())
     except PermanentSourceError:

@@ -3,6 +3,7 @@
 import re
 
 from .exceptions import PermanentSourceError
+from .messages import Message, gettext_noop
 
 
 def header_check(columns: list[str]) -> list[str]:
@@ -15,11 +16,18 @@ def header_check(columns: list[str]) -> list[str]:
         # A byte order mark decoded by an explicit UTF-16 codec.
         columns[0] = columns[0][1:]
     if not any(columns):
-        raise PermanentSourceError("The CSV header row is empty.")
+        raise PermanentSourceError(
+            Message(gettext_noop("The CSV header row is empty."))
+        )
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
         raise PermanentSourceError(
-            f"The CSV header names a column more than once: {', '.join(duplicates)}."
+            Message(
+                gettext_noop(
+                    "The CSV header names a column more than once: %(columns)s."
+                ),
+                columns=", ".join(duplicates),
+            )
         )
     return columns
 

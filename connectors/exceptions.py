@@ -1,4 +1,11 @@
-"""Errors a connector raises, classified for retrying."""
+"""Errors a connector raises, classified for retrying.
+
+A connector raises them with a ``Message`` (``connectors.messages``), so
+that the run's error is stored as its id and read in the reader's language;
+``str(error)`` renders it in the active one.
+"""
+
+from .messages import Message
 
 
 class SourceError(Exception):
@@ -12,7 +19,7 @@ class TransientSourceError(SourceError):
 
     transient = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None):
+    def __init__(self, message: Message | str, *, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
 

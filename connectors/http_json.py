@@ -10,7 +10,8 @@ from django.utils.translation import gettext_lazy as _
 from .base import BadRow, BaseConnector, Row
 from .exceptions import PermanentSourceError, TransientSourceError
 from .http_paging import MISSING as _MISSING
-from .http_paging import lookup, next_link, with_params
+from .http_paging import lookup, next_link, response_total, with_params
+from .messages import Message, gettext_noop
 from .options import (
     OptionErrors,
     credentials_origin_check,
@@ -95,6 +96,8 @@ class HttpJsonConnector(BaseConnector):
       ``cursor_param``; stops when it is absent or empty); ``next_link``
       (the URL at ``next_path``); ``link_header`` (``Link: <...>;
       rel="next"``). ``max_pages`` bounds every style.
+    - ``total_header`` (``X-Total-Count``) or ``total_path`` (``meta.total``):
+      where the API says how many records it holds, for the run's progress.
 
     Errors: 429, 5xx, timeouts and network failures are transient (with
     ``retry_after``); other 4xx, malformed JSON and an oversized response are
@@ -142,6 +145,8 @@ class HttpJsonConnector(BaseConnector):
             "cursor_param",
             "cursor_path",
             "next_path",
+            "total_header",
+            "total_path",
         ):
             errors.string(name)
         style = options.get("pagination", "none")
@@ -257,6 +262,8 @@ class HttpJsonConnector(BaseConnector):
             body, headers = retries.call(self.get_json, url)
             self.pages_read += 1
             records = self.records_of(body, url)
+            if self.progress_total is None:
+                self.progress_total = response_total(options, body, headers)
             following = self._next_url(style, url, body, headers, records)
             if style == "page":
                 page += 1
@@ -306,7 +313,11 @@ class HttpJsonConnector(BaseConnector):
         records = lookup(body, path)
         if records is _MISSING:
             raise PermanentSourceError(
-                self.redact(f"The response of {url} has nothing at {path!r}.")
+                Message(
+                    gettext_noop("The response of %(url)s has nothing at %(path)s."),
+                    url=url,
+                    path=repr(path),
+                ).redacted(self.redact)
             )
         if records is None:
             return []
@@ -350,7 +361,13 @@ class HttpJsonConnector(BaseConnector):
             body = json.loads(data, parse_constant=_reject_constant)
         except ValueError as exc:
             raise PermanentSourceError(
-                self.redact(f"The response of {url} is not valid JSON: {exc}.")
+                Message(
+                    gettext_noop(
+                        "The response of %(url)s is not valid JSON: %(error)s."
+                    ),
+                    url=url,
+                    error=str(exc),
+                ).redacted(self.redact)
             )
         return body, response.headers
 

@@ -49,3 +49,21 @@ def with_params(url: str, params: Mapping[str, Any]) -> str:
                 item = "true" if item else "false"
             query.append((name, "" if item is None else str(item)))
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def response_total(options: Mapping[str, Any], body: Any, headers) -> int | None:
+    """How many records the API says it holds: the ``total_header``'s value
+    (``X-Total-Count``) or the number at ``total_path`` of the first page's
+    body (``meta.total``), when configured; None otherwise."""
+    value: Any = None
+    if options.get("total_header"):
+        value = headers.get(options["total_header"])
+    if value is None and options.get("total_path"):
+        value = lookup(body, options["total_path"])
+    if isinstance(value, bool):
+        return None
+    try:
+        total = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return total if total >= 0 else None

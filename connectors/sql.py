@@ -17,6 +17,7 @@ from .lineformat import copy_out_sql
 from .options import OptionErrors, merge_options
 from .secrets import url_password
 from .sql_errors import sql_error_translate
+from .sql_estimate import sql_row_estimate
 from .sql_query import check_query, strip_query
 from .sql_roles import privileged_role_message, role_privileges
 
@@ -250,6 +251,8 @@ class SqlConnector(BaseConnector):
         except psycopg.Error:
             cursor.close()
             raise
+        if self.progress_total is None:
+            self.progress_total = sql_row_estimate(self._connection, query, params)
         return cursor
 
     def iter_records(self) -> Iterator[Row | BadRow]:

@@ -26,6 +26,7 @@ from django.conf import settings
 from .addresses import AddressRefused, AllowList, resolve_checked
 from .exceptions import PermanentSourceError, TransientSourceError
 from .http_backend import CheckedTransport
+from .http_errors import http_error, http_status_error
 from .secrets import is_secret_key
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -205,9 +206,7 @@ class HttpResponse:
         return b"".join(chunks)
 
     def _too_large(self, max_bytes: int) -> PermanentSourceError:
-        return PermanentSourceError(
-            f"The response is larger than max_response_bytes ({max_bytes} bytes)."
-        )
+        return PermanentSourceError(http_error("too_large", max=max_bytes))
 
     def close(self) -> None:
         self.response.close()
@@ -303,9 +302,9 @@ class HttpClient:
                 parts = urlsplit(url)
                 port = parts.port or (443 if parts.scheme == "https" else 80)
             except ValueError:
-                raise PermanentSourceError(f"Not a valid URL: {shown}")
+                raise PermanentSourceError(http_error("invalid_url", url=shown))
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise PermanentSourceError(f"Not an http(s) URL: {shown}")
+                raise PermanentSourceError(http_error("not_http", url=shown))
             send = dict(headers or {})
             if origin(url) == first_origin:
                 send.update(private_headers or {})
@@ -322,7 +321,10 @@ class HttpClient:
                 error = PermanentSourceError
                 if not _is_permanent_network_error(exc):
                     error = TransientSourceError
-                raise error(redact(f"GET {shown} failed: {describe_error(exc)}"))
+                error_text = describe_error(exc)
+                raise error(
+                    http_error("failed", redact=redact, url=shown, error=error_text)
+                )
             status = response.status_code
             if 200 <= status < 300:
                 return HttpResponse(url=url, response=response)
@@ -331,17 +333,17 @@ class HttpClient:
             if status in REDIRECT_STATUSES and location:
                 url = urljoin(url, location)
                 continue
-            reason = f"GET {shown}: HTTP {status} {response.reason_phrase}"
-            if snippet:
-                reason = f"{reason}: {snippet}"
+            reason = http_status_error(
+                response, url=shown, snippet=snippet, redact=redact
+            )
             if status == 429 or status >= 500:
                 raise TransientSourceError(
-                    redact(reason),
+                    reason,
                     retry_after=parse_retry_after(response.headers.get("Retry-After")),
                 )
-            raise PermanentSourceError(redact(reason))
+            raise PermanentSourceError(reason)
         raise PermanentSourceError(
-            redact(f"GET {url}: more than {MAX_REDIRECTS} redirects.")
+            http_error("redirects", redact=redact, url=url, count=MAX_REDIRECTS)
         )
 
     def _check_literal_target(self, host: str, port: int) -> None:

@@ -1,6 +1,6 @@
 """Domain errors of imports, each with the message an operator sees."""
 
-from django.utils.translation import gettext_lazy as _
+from connectors.messages import Message, gettext_noop
 
 # The exact text every entry point shows for a project that is importing.
 # Not translated: other systems match on it.
@@ -35,11 +35,15 @@ class ConnectorBusy(ImportRequestError):
     def __init__(self, connector, *, limit: int):
         self.connector_id = connector.pk
         super().__init__(
-            _(
-                "Connector “%(name)s” (id %(id)s) is busy: all %(limit)s of its "
-                "slots are taken, and it rejects imports when busy."
+            Message(
+                gettext_noop(
+                    "Connector “%(name)s” (id %(id)s) is busy: all %(limit)s of "
+                    "its slots are taken, and it rejects imports when busy."
+                ),
+                name=connector.name,
+                id=connector.pk,
+                limit=limit,
             )
-            % {"name": connector.name, "id": connector.pk, "limit": limit}
         )
 
 
@@ -48,6 +52,25 @@ class ProjectNotImportable(ImportRequestError):
 
     status_code = 409
     default_code = "project_not_importable"
+
+
+class ProjectPaused(ProjectNotImportable):
+    """The project was paused after failing too often; an operator resumes it."""
+
+    default_code = "project_paused"
+
+    def __init__(self, project):
+        self.project_id = project.pk
+        super().__init__(
+            Message(
+                gettext_noop(
+                    "Project %(id)s is paused after %(count)s failed runs in a "
+                    "row and accepts no imports; resume it on its page."
+                ),
+                id=project.pk,
+                count=project.pause_details.get("failures", "?"),
+            )
+        )
 
 
 class LockServiceUnavailable(ImportRequestError):
@@ -80,3 +103,33 @@ class RunNotCancellable(ImportRequestError):
 
     status_code = 409
     default_code = "run_not_cancellable"
+
+
+class ImportRunFailed(Exception):
+    """Raised by the execute task after its run was marked failed.
+
+    The run's own state is already written; the exception only makes the
+    Celery task end in FAILURE with the run's error, so that Celery's own
+    tools (Flower, django-celery-results) count the failure. The task lists
+    it in ``throws``: the worker logs it on one line, without a traceback.
+    The only argument is the text, so that a result backend can rebuild it.
+    """
+
+    @classmethod
+    def for_run(cls, run) -> "ImportRunFailed":
+        return cls(_run_error_text(run))
+
+
+class ImportRunRetrying(Exception):
+    """The error a retrying run's attempt ended with, as the cause of the
+    task's RETRY state (the next attempt is a message of its own)."""
+
+    @classmethod
+    def for_run(cls, run) -> "ImportRunRetrying":
+        return cls(_run_error_text(run))
+
+
+def _run_error_text(run) -> str:
+    # Not translated: Celery's result backends store it for any reader.
+    text = f"run {run.pk}: {run.error_class or 'Error'}"
+    return f"{text}: {run.error_message}" if run.error_message else text

@@ -4,14 +4,16 @@ The one module of imports/ that names Redis keys: every other module asks
 for a lock, a semaphore or a flag by project, connector or run id.
 """
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import redis
 from django.conf import settings
 
-from locking import Lock, Semaphore, make_redis_client
-from locking.client import translate_errors
+from locking import Lock, LockingUnavailable, Semaphore, make_redis_client
+from locking.admission import Admission, Outcome, admit
+from locking.client import UNAVAILABLE_ERRORS, translate_errors
 
 #: Every project lock's name starts so; the project id follows.
 PROJECT_LOCK_PREFIX = "project:"
@@ -42,6 +44,70 @@ def project_lock(
         prefix=settings.IMPORTHUB_REDIS_PREFIX,
         token=token,
     )
+
+
+def run_lock_token(run_id: int | None) -> str:
+    """A new owner token for a run's project lock.
+
+    It names the run (``r<id>-<random>``) when the id is known before the
+    lock is taken, so that the lock's value alone tells a refused request
+    which run holds the project.
+    """
+    random = uuid.uuid4().hex
+    return random if run_id is None else f"r{int(run_id)}-{random}"
+
+
+def lock_token_run_id(token: str | None) -> int | None:
+    """The run a lock token names (see ``run_lock_token``), or None."""
+    if not token or not token.startswith("r"):
+        return None
+    head, dash, _rest = token[1:].partition("-")
+    return int(head) if dash and head.isdigit() else None
+
+
+def project_admission(
+    project_id: int,
+    *,
+    token: str,
+    ttl: float,
+    connector=None,
+    reject_when_full: bool = False,
+    fence_floor: int = 0,
+) -> Admission:
+    """What the guard takes for one request: the project's lock and, with a
+    ``connector``, one of its slots under the same token and TTL. Refusals
+    are counted (``rejected_busy``, ``rejected_connector_busy``) by the same
+    script that refuses."""
+    lock = project_lock(project_id, token=token, ttl=ttl)
+    slots = None
+    if connector is not None:
+        # A semaphore holds no state of a request: one per connector's
+        # settings serves every request (the hot path builds none).
+        slots = _slots(
+            settings.REDIS_URL,
+            settings.IMPORTHUB_REDIS_PREFIX,
+            connector.pk,
+            connector.max_concurrent_imports,
+            ttl,
+        )
+    return Admission(
+        lock,
+        slots,
+        limit=None if connector is None else connector.max_concurrent_imports,
+        reject_when_full=reject_when_full,
+        fence_floor=fence_floor,
+        busy_counter=_stat_key("rejected_busy"),
+        full_counter=_stat_key("rejected_connector_busy"),
+    )
+
+
+def admissions_decide(admissions: Sequence[Admission]) -> list[Outcome]:
+    """Decide every admission in one round trip (see ``locking.admission``).
+
+    Raises:
+        LockingUnavailable: if Redis does not answer.
+    """
+    return admit(redis_client(), admissions)
 
 
 def project_lock_owner(project_id: int) -> str | None:
@@ -108,6 +174,30 @@ def connector_slots(connector, *, ttl: float | None = None) -> Semaphore:
     )
 
 
+@lru_cache(maxsize=4096)
+def _slots(url: str, prefix: str, connector_id: int, limit: int, ttl: float):
+    return Semaphore(
+        redis_client(), f"connector:{connector_id}", limit=limit, ttl=ttl, prefix=prefix
+    )
+
+
+def connector_slot_leases() -> Iterator[tuple[int, str, float]]:
+    """Yield ``(connector id, holder token, seconds left)`` for every live
+    slot lease of every connector (SCAN, never KEYS).
+
+    Raises:
+        LockingUnavailable: if Redis does not answer, possibly after some
+            leases were yielded.
+    """
+    held = Semaphore.held(
+        redis_client(), prefix=settings.IMPORTHUB_REDIS_PREFIX, match="connector:*"
+    )
+    for name, token, left in held:
+        connector_id = name.removeprefix("connector:")
+        if connector_id.isdigit():
+            yield int(connector_id), token, left
+
+
 def connector_slots_for_id(connector_id: int) -> Semaphore:
     """The semaphore of a connector known by id (to release or inspect)."""
     return Semaphore(
@@ -145,23 +235,33 @@ def run_cancel_requested(run_id: int) -> bool:
         return bool(redis_client().exists(_cancel_key(run_id)))
 
 
-def beat_tick_claim(entry_name: str, window: float) -> bool:
-    """Claim one tick of a beat schedule entry for ``window`` seconds;
-    False if another beat process claimed it first (two beats, one run).
+def beat_ticks_claim(ticks: Sequence[tuple[str, float]]) -> list[bool]:
+    """Claim ticks of beat schedule entries, ``(entry name, window seconds)``
+    each, in one round trip; False for a tick another beat process claimed
+    first (two beats, one run).
 
     Raises:
-        LockingUnavailable: if Redis cannot serve the claim.
+        LockingUnavailable: if Redis cannot serve the claims.
     """
-    key = f"{settings.IMPORTHUB_REDIS_PREFIX}beat-tick:{entry_name}"
-    with translate_errors(f"claiming the beat tick of {entry_name!r}"):
-        return bool(redis_client().set(key, b"1", nx=True, px=int(window * 1000)))
+    if not ticks:
+        return []
+    prefix = f"{settings.IMPORTHUB_REDIS_PREFIX}beat-tick:"
+    with translate_errors(f"claiming {len(ticks)} beat ticks"):
+        pipe = redis_client().pipeline(transaction=False)
+        for name, window in ticks:
+            pipe.set(f"{prefix}{name}", b"1", nx=True, px=int(window * 1000))
+        return [bool(claimed) for claimed in pipe.execute()]
+
+
+def _stat_key(name: str) -> str:
+    return f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}"
 
 
 def stat_incr(name: str, amount: int = 1) -> None:
     """Count an event in Redis (read by the metrics endpoint); never fails."""
     try:
-        redis_client().incrby(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}", amount)
-    except redis.RedisError:
+        redis_client().incrby(_stat_key(name), amount)
+    except (*UNAVAILABLE_ERRORS, LockingUnavailable):
         pass
 
 
@@ -173,5 +273,5 @@ def stat_get(name: str) -> int:
             reports Redis as down then, rather than a zero).
     """
     with translate_errors(f"reading the counter {name!r}"):
-        value = redis_client().get(f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}")
+        value = redis_client().get(_stat_key(name))
     return int(value or 0)

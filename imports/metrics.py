@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from connectors.models import Connector
 from imports.locks import connector_slots, stat_get
 from imports.models import RUN_COUNT_KINDS, ImportRun, ProjectEvent
+from imports.queues import import_queues, queue_lengths, workers_by_queue
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class ImporthubCollector(Collector):
     def collect(self):
         yield from self.runs()
         yield from self.redis_figures()
+        yield from self.broker_figures()
 
     def runs(self):
         by_status = dict(
@@ -160,3 +162,44 @@ class ImporthubCollector(Collector):
         )
         yield in_use
         yield limit
+
+    def broker_figures(self):
+        """Messages ready per queue and workers consuming each: what an
+        autoscaler (KEDA) scales the workers on. Runs waiting for a
+        connector slot have no message, so they never inflate the length."""
+        up = GaugeMetricFamily(
+            "importhub_broker_up", "Whether the Celery broker answered."
+        )
+        queues = import_queues()
+        try:
+            lengths = queue_lengths(queues)
+        except Exception as exc:
+            logger.warning("metrics: broker unavailable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        length = GaugeMetricFamily(
+            "importhub_queue_length",
+            "Messages waiting in a broker queue (not yet taken by a worker).",
+            labels=["queue"],
+        )
+        for name, count in lengths.items():
+            length.add_metric([name], count)
+        yield length
+        try:
+            workers = workers_by_queue(
+                queues, timeout=settings.IMPORTHUB_METRICS_WORKERS_TIMEOUT
+            )
+        except Exception as exc:
+            logger.warning("metrics: workers did not answer: %s", exc)
+            return
+        alive = GaugeMetricFamily(
+            "importhub_workers_alive",
+            "Celery workers that answered a ping, by queue they consume.",
+            labels=["queue"],
+        )
+        for name, count in workers.items():
+            alive.add_metric([name], count)
+        yield alive

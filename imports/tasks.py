@@ -14,9 +14,10 @@ messages already queued (``tests/imports/test_tasks.py`` pins them).
 """
 
 from celery import Task, shared_task
+from celery.exceptions import Retry
 from django.conf import settings
 
-from imports.exceptions import ProjectBusy
+from imports.exceptions import ImportRunFailed, ImportRunRetrying, ProjectBusy
 from imports.models import ImportRun, Project
 
 
@@ -31,13 +32,22 @@ def _call_kwargs(args, kwargs, name: str):
 class ImportRunExecuteTask(Task):
     """Publishes only the guard's own messages; other calls ask the guard."""
 
-    def publish(self, *, run_id: int, task_id: str, countdown: float | None = None):
-        """Send the message of a run the guard accepted (dispatch's only)."""
+    def publish(
+        self,
+        *,
+        run_id: int,
+        task_id: str,
+        countdown: float | None = None,
+        producer=None,
+    ):
+        """Send the message of a run the guard accepted (dispatch's only);
+        ``producer`` shares one broker connection among many messages."""
         return super().apply_async(
             kwargs={"run_id": run_id},
             task_id=task_id,
             countdown=countdown,
             queue=settings.IMPORTHUB_TASK_QUEUE,
+            producer=producer,
         )
 
     def apply_async(self, args=None, kwargs=None, task_id=None, **options):
@@ -79,12 +89,34 @@ class ProjectImportTask(Task):
     soft_time_limit=settings.IMPORTHUB_MAX_RUNTIME_SECONDS,
     time_limit=settings.IMPORTHUB_MAX_RUNTIME_SECONDS + 60,
     ignore_result=False,
+    # A failed run ends its task in FAILURE: an expected outcome, logged by
+    # the worker on one line (the run's own log has the details). Celery
+    # never retries it by itself: the run's retries are the app's.
+    throws=(ImportRunFailed,),
 )
 def import_run_execute_task(self, run_id: int) -> str | None:
     from imports.services.execution import import_run_execute
 
     run = import_run_execute(run_id=run_id)
-    return run.status if run is not None else None
+    return task_outcome(run)
+
+
+def task_outcome(run: ImportRun | None) -> str | None:
+    """The execute task's end in Celery's terms, from the run as it is now.
+
+    Failed: FAILURE with the run's error. Retrying: RETRY (the next attempt
+    was already published as a message of its own, with its countdown, by
+    the run's transition; ``Retry`` only records the state, as
+    ``Task.retry`` does after publishing). Anything else: SUCCESS with the
+    run's status.
+    """
+    if run is None:
+        return None
+    if run.status == ImportRun.Status.FAILED:
+        raise ImportRunFailed.for_run(run)
+    if run.status == ImportRun.Status.RETRYING:
+        raise Retry(exc=ImportRunRetrying.for_run(run), when=run.next_attempt_at)
+    return run.status
 
 
 @shared_task(base=ProjectImportTask, name="imports.project_import")
@@ -148,3 +180,19 @@ def project_import_scheduled_task(project_id: int) -> int | None:
 
     run = project_import_scheduled(project_id=project_id)
     return run.pk if run is not None else None
+
+
+@shared_task(name="imports.notification_deliver", ignore_result=True, acks_late=True)
+def notification_deliver_task(notification_id: int) -> str | None:
+    """Deliver one outbox row (sent after the commit that wrote it)."""
+    from imports.services.delivery import notification_deliver
+
+    return notification_deliver(notification_id=notification_id)
+
+
+@shared_task(name="imports.notifications_deliver_due", ignore_result=True)
+def notifications_deliver_due_task() -> int:
+    """Beat's pass over the outbox: whatever is pending and due."""
+    from imports.services.delivery import notifications_deliver_due
+
+    return notifications_deliver_due()

@@ -8,12 +8,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisClusterException
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .exceptions import LockingUnavailable
+from .urls import RedisTarget, parse_redis_url
 
 #: The key prefix of every lock and semaphore unless the caller names one.
 DEFAULT_PREFIX = "locking:"
@@ -25,7 +28,8 @@ DEFAULT_PREFIX = "locking:"
 #: back (``BusyLoadingError``), ``READONLY`` from a server that a failover
 #: turned into a replica, ``MASTERDOWN``, ``OOM``. The outcome of the command
 #: may be unknown; the caller treats the resource as busy and tries later.
-UNAVAILABLE_ERRORS = (redis.RedisError,)
+#: A Cluster client's "no node reachable" is not a ``RedisError``.
+UNAVAILABLE_ERRORS = (redis.RedisError, RedisClusterException)
 
 #: Upper bound, in seconds, of one blocking wait (BLPOP) when the client has
 #: no socket timeout configured.
@@ -40,24 +44,121 @@ BLPOP_LATENESS = 0.15
 POLL_INTERVAL = 0.01
 
 
+#: How often a Sentinel or Cluster client tries a command again after its
+#: connection failed (the master died, or answered READONLY: a failover
+#: demoted it), each time asking anew where the master is; the waits grow
+#: from 50 ms to 0.5 s. A failover lasts longer than these tries (the
+#: sentinels' ``down-after-milliseconds`` first): the caller then gets
+#: ``LockingUnavailable``, and the renewer keeps trying until the lease
+#: would end (see ``locking.renewal``). A repeated command is harmless:
+#: every script is keyed by its holder's token (a take by the holder
+#: re-takes, an extend extends again), only a statistics counter may count
+#: twice.
+FAILOVER_RETRIES = 3
+
+
+def _failover_retry() -> Retry:
+    return Retry(
+        ExponentialBackoff(cap=0.5, base=0.05),
+        FAILOVER_RETRIES,
+        supported_errors=(redis.ConnectionError,),
+    )
+
+
 def make_redis_client(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
     """
     Return a Redis client for ``url`` that fails fast instead of hanging.
 
-    Both the connect and the read timeout are ``socket_timeout`` seconds and
-    the client never retries on its own: redis-py's default retry policy can
-    back off for many seconds, and a caller holding a lock must learn quickly
-    that Redis is gone (see ``LockingUnavailable``).
+    ``url`` names one server (``redis://``, ``rediss://``, ``unix://``),
+    the sentinels of a master (``sentinel://h1:p1,h2:p2/<master>/<db>``:
+    the client follows the master through failovers) or a Redis Cluster
+    (``redis+cluster://h1:p1,h2:p2``: a ``RedisCluster``), see
+    ``locking.urls``.
+
+    Both the connect and the read timeout are ``socket_timeout`` seconds.
+    A client of one server never retries on its own: redis-py's default
+    retry policy can back off for many seconds, and a caller holding a lock
+    must learn quickly that Redis is gone (see ``LockingUnavailable``). A
+    Sentinel or Cluster client retries a failed connection a few times
+    (``FAILOVER_RETRIES``), since a new connection may find a new master.
     """
     if socket_timeout <= 0:
         raise ValueError(f"socket_timeout must be > 0, got {socket_timeout!r}")
+    target = parse_redis_url(url)
+    timeouts = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
+        "health_check_interval": 0,
+    }
+    if target.kind == "sentinel":
+        return _sentinel_master(target, timeouts)
+    if target.kind == "cluster":
+        # RedisCluster reads the slot map when built: a Cluster that cannot
+        # be reached is reported like any other unavailable Redis.
+        with translate_errors("connecting to the Redis Cluster"):
+            return RedisCluster(
+                startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
+                username=target.username,
+                password=target.password,
+                retry=_failover_retry(),
+                **timeouts,
+            )
     return redis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_error=[],
-        health_check_interval=0,
+        url, retry=Retry(NoBackoff(), 0), retry_on_error=[], **timeouts
+    )
+
+
+#: How often, in seconds, a Sentinel client asks the sentinels again where
+#: the master is, even though its connections still work.
+MASTER_CHECK_SECONDS = 0.5
+
+
+class CheckedMasterPool(SentinelConnectionPool):
+    """
+    A Sentinel pool that asks where the master is every
+    ``MASTER_CHECK_SECONDS``, not only when a connection breaks.
+
+    ``SENTINEL FAILOVER`` (or a network split) promotes the replica while
+    the old master keeps running, and keeps accepting writes as a master
+    until the sentinels reconfigure it, which they do only after their next
+    ``INFO`` of it (up to ten seconds later). A client whose connections to
+    the old master still work would go on writing there::
+
+        t=0     A holds the lock, its renewer writes to master M1
+        t=1     failover: M2 promoted; A's renewer reconnects to M2
+        t=1..   B's pooled connection still reaches M1, still a master
+        t=7     the lock expires on M1 (its renewals go to M2)
+        t=7     B takes the lock on M1: two holders
+        t=11    the sentinels turn M1 into a replica of M2
+
+    Checked twice a second, every client leaves the old master within
+    about a second of the sentinels' answer changing, far inside any lock's
+    TTL; the idle connections to the old master are dropped.
+    """
+
+    _checked_at = float("-inf")
+
+    def get_connection(self, *args: Any, **kwargs: Any):
+        now = mod_time.monotonic()
+        if now - self._checked_at >= MASTER_CHECK_SECONDS:
+            self._checked_at = now
+            self.get_master_address()
+        return super().get_connection(*args, **kwargs)
+
+
+def _sentinel_master(target: RedisTarget, timeouts: dict) -> redis.Redis:
+    sentinel_kwargs = dict(timeouts)
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)
+    return sentinel.master_for(
+        target.master,
+        connection_pool_class=CheckedMasterPool,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        retry=_failover_retry(),
+        **timeouts,
     )
 
 
@@ -88,10 +189,11 @@ def wait_slice(client: redis.Redis) -> float | None:
     second so that the polling fallbacks stay responsive. Below 50 ms the
     caller polls with short sleeps instead.
     """
-    try:
-        timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
-    except AttributeError:
-        timeout = None
+    if isinstance(client, RedisCluster):
+        kwargs = client.get_connection_kwargs()
+    else:
+        kwargs = getattr(client.connection_pool, "connection_kwargs", {})
+    timeout = kwargs.get("socket_timeout")
     if not timeout:
         return DEFAULT_WAIT_SLICE
     usable = (timeout - BLPOP_LATENESS) / 2

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 from .client import (
@@ -53,6 +54,30 @@ _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 def glob_escape(text: str) -> str:
     """Return ``text`` as a SCAN pattern that matches only itself."""
     return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def scan_batches(client: redis.Redis, pattern: str, count: int) -> Iterator[list]:
+    """Yield the keys matching ``pattern`` a SCAN batch at a time: on one
+    server, or on every primary of a Cluster in turn."""
+    if isinstance(client, RedisCluster):
+        with translate_errors("listing the Cluster's primaries"):
+            nodes = client.get_primaries()
+    else:
+        nodes = [None]
+    for node in nodes:
+        cursor = 0
+        while True:
+            with translate_errors("scanning locks"):
+                if node is None:
+                    cursor, found = client.scan(cursor, match=pattern, count=count)
+                else:
+                    cursors, found = client.scan(
+                        cursor, match=pattern, count=count, target_nodes=node
+                    )
+                    cursor = cursors[node.name]
+            yield found
+            if not cursor:
+                break
 
 
 class LockInspection:
@@ -178,29 +203,28 @@ class LockInspection:
         """
         lock_prefix = f"{prefix}lock:{{"
         pattern = glob_escape(lock_prefix) + match + glob_escape("}")
+        # On a Cluster the locks are spread over the primaries, each
+        # scanned to its end; a MULTI cannot span their slots, so owner and
+        # TTL are read per key there (a lock freed in between has no TTL
+        # and is skipped, as on one server).
+        on_cluster = isinstance(client, RedisCluster)
         seen: set[str] = set()
-        cursor = 0
-        while True:
-            with translate_errors("scanning locks"):
-                cursor, found = client.scan(cursor, match=pattern, count=count)
+        for found in scan_batches(client, pattern, count):
             keys = [key for key in map(decode, found) if key not in seen]
             seen.update(keys)
-            if keys:
-                pipe = client.pipeline(transaction=True)
-                for key in keys:
-                    pipe.get(key)
-                    pipe.pttl(key)
-                with translate_errors("inspecting locks"):
-                    replies = pipe.execute()
-                for key, owner, pttl in zip(
-                    keys, replies[::2], replies[1::2], strict=True
-                ):
-                    if owner is None or pttl == -2:
-                        continue  # freed since the scan saw it
-                    left = math.inf if pttl == -1 else pttl / 1000
-                    yield key[len(lock_prefix) : -1], decode(owner), left
-            if not cursor:
-                return
+            if not keys:
+                continue
+            pipe = client.pipeline(transaction=not on_cluster)
+            for key in keys:
+                pipe.get(key)
+                pipe.pttl(key)
+            with translate_errors("inspecting locks"):
+                replies = pipe.execute()
+            for key, owner, pttl in zip(keys, replies[::2], replies[1::2], strict=True):
+                if owner is None or pttl == -2:
+                    continue  # freed since the scan saw it
+                left = math.inf if pttl == -1 else pttl / 1000
+                yield key[len(lock_prefix) : -1], decode(owner), left
 
     # -- this lock -----------------------------------------------------------
 

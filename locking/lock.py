@@ -36,8 +36,8 @@ signal onto ``<prefix>signal:<name>``, which waiters BLPOP. A lock that
 simply expires sends no signal, so each wait is also bounded by the
 holder's remaining TTL.
 
-Every key of one name is addressed by the scripts together, so the keys
-must live on one Redis server (no Redis Cluster slot routing).
+Every key of one name carries the name as its Redis Cluster hash tag
+(``{<name>}``), so each script touches one slot and runs on a Cluster.
 """
 
 from __future__ import annotations
@@ -183,6 +183,11 @@ class Lock(LockInspection):
             cls.lua_release = client.register_script(cls.LUA_RELEASE_SCRIPT)
             cls.lua_extend = client.register_script(cls.LUA_EXTEND_SCRIPT)
             cls.lua_acquire = client.register_script(cls.LUA_ACQUIRE_SCRIPT)
+
+    @property
+    def fence_key(self) -> str:
+        """The key of the name's fence counter."""
+        return self._fence_key
 
     def __repr__(self) -> str:
         return f"<Lock {self.name!r} token={self.token} fence={self.fence}>"

@@ -26,6 +26,7 @@ until the count falls below the new limit. Renew a lease with
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import ClassVar
 
 import redis
@@ -40,6 +41,7 @@ from .client import (
     unavailable_message,
 )
 from .exceptions import LockingUnavailable
+from .inspection import glob_escape, scan_batches
 from .validation import ttl_to_ms, validate_limit, validate_name, validate_token
 
 #: Lua that defines ``now``: the Redis server's clock in milliseconds.
@@ -202,12 +204,13 @@ class Semaphore:
         else:
             raise RuntimeError(f"Unsupported error code {result}")
 
-    def do_acquire(self, token: str, limit: int) -> int:
+    def do_acquire(self, token: str, limit: int, *, ttl_ms: int | None = None) -> int:
         """Run the acquire script once: return 1 if the lease was taken, 0
-        if every slot is held."""
+        if every slot is held. ``ttl_ms`` overrides the lease's TTL."""
+        ttl_ms = self.ttl_ms if ttl_ms is None else ttl_ms
         try:
             return run_script(
-                self.client, self.lua_acquire, 1, self.key, token, limit, self.ttl_ms
+                self.client, self.lua_acquire, 1, self.key, token, limit, ttl_ms
             )
         except UNAVAILABLE_ERRORS as exc:
             raise LockingUnavailable(
@@ -253,3 +256,35 @@ class Semaphore:
     def count(self) -> int:
         """Return the number of live leases."""
         return len(self.holders())
+
+    @classmethod
+    def held(
+        cls,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        match: str = "*",
+        count: int = 500,
+    ) -> Iterator[tuple[str, str, float]]:
+        """
+        Yield ``(name, token, seconds left)`` for every live lease of every
+        semaphore under ``prefix`` whose name matches the glob ``match``.
+
+        SCAN (never KEYS) finds the semaphores (on every primary of a
+        Cluster), and each one's live leases are read by the holders script,
+        on the server's clock; a lease taken or given back during the walk
+        may or may not be seen.
+        """
+        sem_prefix = f"{prefix}sem:{{"
+        suffix = "}:leases"
+        pattern = glob_escape(sem_prefix) + match + glob_escape(suffix)
+        seen: set[str] = set()
+        for found in scan_batches(client, pattern, count):
+            for key in map(decode, found):
+                if key in seen or not key.endswith(suffix):
+                    continue
+                seen.add(key)
+                name = key[len(sem_prefix) : -len(suffix)]
+                semaphore = cls(client, name, limit=1, ttl=1, prefix=prefix)
+                for token, left in semaphore.holders():
+                    yield name, token, left

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL and Redis answer on localhost (the test suite needs
-# both); starts them when they are installed but stopped, and says what to
-# install when they are missing.
+# Makes sure PostgreSQL, Redis and RabbitMQ answer on localhost (the test
+# suite needs all three: the end-to-end tests run on both brokers); starts
+# them when they are installed but stopped, and says what to install when
+# they are missing.
 set -u
 
-pg_host=127.0.0.1 pg_port=5432 redis_port=6379
+pg_host=127.0.0.1 pg_port=5432 redis_port=6379 amqp_port=5672
 
 pg_up() { pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; }
 redis_up() {
@@ -15,9 +16,21 @@ redis_up() {
   fi
 }
 
+# RabbitMQ is up when it answers the AMQP handshake (not merely the port):
+# the broker replies to the protocol header with connection.start.
+amqp_up() {
+  (
+    exec 3<>/dev/tcp/127.0.0.1/$amqp_port || exit 1
+    printf 'AMQP\x00\x00\x09\x01' >&3
+    reply=$(timeout 3 head -c 11 <&3 | od -An -tx1 | tr -d ' \n')
+    # A method frame (01) on channel 0 of class 10, method 10 (start).
+    [ "${reply:0:6}" = 010000 ] && [ "${reply:14:8}" = 000a000a ]
+  ) 2>/dev/null
+}
+
 wait_for() {
-  local check=$1 i
-  for i in $(seq 1 30); do "$check" && return 0; sleep 1; done
+  local check=$1 tries=${2:-30} i
+  for i in $(seq 1 "$tries"); do "$check" && return 0; sleep 1; done
   return 1
 }
 
@@ -47,4 +60,22 @@ if ! redis_up; then
     exit 1
   fi
 fi
-echo "PostgreSQL and Redis are up."
+if ! amqp_up; then
+  if command -v rabbitmq-server >/dev/null; then
+    echo "RabbitMQ is not answering; starting it..."
+    rabbitmq-server -detached
+    if command -v rabbitmqctl >/dev/null; then
+      timeout 90 rabbitmqctl await_startup >/dev/null 2>&1 || true
+    fi
+    wait_for amqp_up 60 || {
+      echo "RabbitMQ did not start; see its log in /var/log/rabbitmq." >&2
+      exit 1
+    }
+  else
+    echo "RabbitMQ is not reachable on 127.0.0.1:$amqp_port and is not installed." >&2
+    echo "Install it (Debian/Ubuntu: apt-get install rabbitmq-server; user guest" >&2
+    echo "may log in from localhost), or set IMPORTHUB_TEST_AMQP_URL." >&2
+    exit 1
+  fi
+fi
+echo "PostgreSQL, Redis and RabbitMQ are up."

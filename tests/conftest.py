@@ -12,10 +12,18 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.brokers import DEFAULT_KINDS, Broker
+
+# How a parallel run shares the tests out (make test).
+pytest_plugins = ["tests.lanes"]
+
 ROOT = Path(__file__).resolve().parent.parent
 # A CSV file that does not exist, inside the CSV roots of the test settings.
 MISSING_CSV = os.path.join(tempfile.gettempdir(), "importhub-missing", "test.csv")
 ARTIFACTS = ROOT / "artifacts"
+# Worker logs; a parallel run (pytest-xdist) gives each of its processes a
+# folder of its own.
+LOGS = ARTIFACTS / "logs" / os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 def _delete_prefixed(client: redis.Redis, prefix: str) -> None:
@@ -41,8 +49,36 @@ def redis_prefix(request, settings):
     _delete_prefixed(redis_client(), prefix)
 
 
+def pytest_generate_tests(metafunc):
+    """A test marked ``brokers`` runs once per broker it names (by default
+    Redis and RabbitMQ); the parameter is per session, so the tests of one
+    broker run together on one worker and queue set."""
+    marker = metafunc.definition.get_closest_marker("brokers")
+    if marker is not None and "broker" in metafunc.fixturenames:
+        kinds = marker.args or DEFAULT_KINDS
+        metafunc.parametrize("broker", kinds, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def broker(request):
+    """The session's broker: Redis unless the test is parametrized
+    (``@pytest.mark.brokers``). This process publishes there too; its
+    queues are deleted at the end."""
+    from django.conf import settings
+
+    kind = getattr(request, "param", "redis")
+    chosen = Broker.named(kind, redis_url=settings.CELERY_BROKER_URL)
+    chosen.check()
+    undo = chosen.use() if kind != "redis" else None
+    chosen.queues.update([settings.IMPORTHUB_TASK_QUEUE])
+    yield chosen
+    chosen.delete(*chosen.queues, settings.IMPORTHUB_CONTROL_QUEUE)
+    if undo is not None:
+        undo()
+
+
 @pytest.fixture
-def task_queue(request, settings):
+def task_queue(request, settings, broker):
     """A broker queue of this test's own; nothing consumes it.
 
     Its length is the number of tasks the test published.
@@ -53,21 +89,40 @@ def task_queue(request, settings):
     queue = f"{settings.IMPORTHUB_TASK_QUEUE}-{uuid.uuid4().hex[:8]}"
     settings.IMPORTHUB_TASK_QUEUE = queue
     yield queue
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     broker.delete(queue)
-    broker.close()
 
 
 @pytest.fixture
-def published(settings, task_queue):
+def published(task_queue, broker):
     """How many messages the test published to its queue."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return lambda: broker.count(task_queue)
 
-    def count() -> int:
-        return broker.llen(task_queue)
 
-    yield count
-    broker.close()
+@pytest.fixture(autouse=True, scope="session")
+def _flush_tries_again_after_a_deadlock():
+    """A transactional test ends by emptying the tables in one TRUNCATE. A
+    worker of the session may still be finishing a task then (its result
+    row, a waiting run's promotion), and PostgreSQL may find the two
+    deadlocked and cancel the TRUNCATE: it is tried again, the worker's
+    transaction being over by then. Any other error is raised."""
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self):
+        for attempt in range(1, 6):
+            try:
+                return original(self)
+            except CommandError as exc:
+                cause = getattr(exc.__cause__, "__cause__", None)
+                if getattr(cause, "sqlstate", None) != "40P01" or attempt == 5:
+                    raise
+                time.sleep(0.2 * attempt)
+
+    TransactionTestCase._fixture_teardown = teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
 
 
 @pytest.fixture(autouse=True)
@@ -224,6 +279,8 @@ class WorkerProcess:
     def start(self, timeout: float = 60) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        # The log may hold an earlier start's lines: only this start's count.
+        start = self.log_path.stat().st_size
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -256,7 +313,7 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"celery worker exited:\n{self.log()}")
-            if b" ready." in self.log_path.read_bytes():
+            if b" ready." in self.log_path.read_bytes()[start:]:
                 return self
             time.sleep(0.2)
         self.stop()
@@ -283,12 +340,13 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker):
-    """The environment a worker needs to share this session's test database."""
+def worker_env(django_db_setup, django_db_blocker, broker):
+    """The environment a worker needs to share this session's test database
+    and broker."""
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    env = dict(os.environ)
+    env = {**os.environ, **broker.env()}
     env["DATABASE_URL"] = (
         f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
         f"{db['PORT'] or 5432}/{db['NAME']}"
@@ -299,10 +357,11 @@ def worker_env(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(scope="session")
-def celery_worker(worker_env):
+def celery_worker(worker_env, broker):
     """One real worker for the session's end-to-end tests."""
     worker = WorkerProcess(
-        env=worker_env, log_path=ARTIFACTS / "logs" / "celery-worker.log"
+        env=worker_env,
+        log_path=LOGS / f"celery-worker-{broker.kind}.log",
     ).start()
     yield worker
     worker.stop()

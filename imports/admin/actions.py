@@ -16,6 +16,7 @@ WARNING when some did, ERROR when none did, naming why the others did not.
 from collections.abc import Callable, Iterable
 
 from django.contrib import messages
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
 from imports.exceptions import ImportRequestError, ProjectBusy
@@ -30,16 +31,29 @@ def summary_level(succeeded: int, failed: int) -> int:
     return messages.WARNING if succeeded else messages.ERROR
 
 
-def summary_message(succeeded_text: str, failed_text: str, failures: list) -> str:
-    """``succeeded_text``, then why the others failed (their messages)."""
+def summary_message(
+    succeeded_text: str, failed_text: str, failures: list, *, reason=str
+) -> str:
+    """``succeeded_text``, then why the others failed (their messages).
+
+    ``reason`` renders each failure; one that returns HTML (a SafeString)
+    makes the whole summary HTML, every other part escaped.
+    """
     if not failures:
         return succeeded_text
-    reasons = [str(exc) for exc in failures[:SUMMARY_REASONS]]
+    reasons = [reason(exc) for exc in failures[:SUMMARY_REASONS]]
     if len(failures) > SUMMARY_REASONS:
         reasons.append(
             gettext("and %(count)d more") % {"count": len(failures) - SUMMARY_REASONS}
         )
-    return f"{succeeded_text} {failed_text} {'; '.join(reasons)}"
+    if reason is str:
+        return f"{succeeded_text} {failed_text} {'; '.join(reasons)}"
+    return format_html(
+        "{} {} {}",
+        succeeded_text,
+        failed_text,
+        format_html_join("; ", "{}", zip(reasons)),
+    )
 
 
 def apply_each(
@@ -50,18 +64,22 @@ def apply_each(
     *,
     done,
     not_done,
+    reason=str,
+    describe: Callable | None = None,
 ) -> int:
     """Call ``operation(obj)`` for each object and report the outcome once.
 
     ``done`` and ``not_done`` are ``ngettext_lazy`` texts whose number is
     ``count`` ("%(count)d run was retried.", "%(count)d was not retried:").
     A refusal of one object does not stop the others. Returns how many went
-    through.
+    through. ``reason(exc)`` renders a refusal (``str`` unless given: HTML
+    such as the busy message with a link to the active run), and
+    ``describe(results)`` what went through (the new runs, linked).
     """
-    succeeded, failures = 0, []
+    succeeded, failures, results = 0, [], []
     for obj in objects:
         try:
-            operation(obj)
+            results.append(operation(obj))
         except ImportRequestError as exc:
             failures.append(exc)
         else:
@@ -69,12 +87,15 @@ def apply_each(
     if not succeeded and len(failures) == 1 and isinstance(failures[0], ProjectBusy):
         # The busy rejection is shown exactly, the way every entry point
         # shows it (other systems match on that text).
-        text = str(failures[0])
+        text = reason(failures[0])
     else:
         text = summary_message(
             done % {"count": succeeded},
             not_done % {"count": len(failures)},
             failures,
+            reason=reason,
         )
+    if describe is not None and results:
+        text = format_html("{} {}", text, describe(results))
     modeladmin.message_user(request, text, summary_level(succeeded, len(failures)))
     return succeeded

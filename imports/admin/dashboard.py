@@ -23,7 +23,10 @@ def dashboard_view(request, *, model_admin):
         raise PermissionDenied
     now = timezone.now()
     days = selectors.runs_per_day(days=30, now=now)
-    counts = selectors.run_status_counts(since=now - datetime.timedelta(hours=24))
+    window = selectors.DASHBOARD_WINDOW
+    counts = selectors.run_status_counts(
+        since=selectors.run_window_start(window, now=now)
+    )
     context = {
         **model_admin.admin_site.each_context(request),
         "title": gettext("Imports dashboard"),
@@ -32,6 +35,8 @@ def dashboard_view(request, *, model_admin):
             (status, label, counts[status])
             for status, label in ImportRun.Status.choices
         ],
+        # The cards link to the runs list filtered by the same window.
+        "window": window,
         "chart": runs_chart(days),
         "in_progress": list(selectors.runs_in_progress()),
         "connectors": selectors.connector_usage(),

@@ -20,6 +20,7 @@ from connectors.registry import connector_secret_fields
 from connectors.secrets import mask_config
 from imports.models import ImportRun
 from imports.services.dashboard import ErrorStage
+from imports.services.progress import run_progress
 
 
 def format_duration(value: datetime.timedelta | None) -> str:
@@ -61,24 +62,49 @@ def status_badge(run: ImportRun) -> SafeString:
 
 
 def progress_bar(run: ImportRun) -> SafeString:
-    """A bar and the rows read: indeterminate while active (streamed sources
-    have no total), full once succeeded, empty otherwise."""
+    """A bar, the rows read and, while active, the rows a second and the
+    time left. The bar is determinate when the source told its total (a
+    file's size, an SQL estimate, an API's total), indeterminate otherwise
+    while active; full once succeeded, empty when it ended otherwise."""
     rows = format_count(run.rows_read)
-    if run.is_active:
+    progress = run_progress(run)
+    if run.status == ImportRun.Status.SUCCEEDED:
+        bar = mark_safe('<progress class="run-progress" value="1" max="1"></progress>')
+    elif progress.fraction is not None:
+        bar = format_html(
+            '<progress class="run-progress" value="{}" max="100" title="{}%">'
+            "</progress>",
+            f"{progress.fraction * 100:.1f}",
+            progress.percent,
+        )
+    elif run.is_active:
         bar = format_html('<progress class="run-progress" title="{}"></progress>', rows)
     else:
-        done = 1 if run.status == ImportRun.Status.SUCCEEDED else 0
-        bar = format_html(
-            '<progress class="run-progress" value="{}" max="1"></progress>', done
-        )
+        bar = mark_safe('<progress class="run-progress" value="0" max="1"></progress>')
     label = ngettext("%(rows)s row read", "%(rows)s rows read", run.rows_read) % {
         "rows": rows
     }
+    stats = []
+    if run.is_active and progress.percent is not None:
+        stats.append(f"{progress.percent}%")
+    if run.is_active and progress.rows_per_second:
+        stats.append(
+            gettext("%(rate)s rows/s")
+            % {"rate": format_count(round(progress.rows_per_second))}
+        )
+    if progress.remaining is not None:
+        stats.append(
+            gettext("about %(time)s left")
+            % {"time": format_duration(progress.remaining)}
+        )
     return format_html(
-        '{} <span class="run-rows" data-rows-read="{}">{}</span>',
+        '{} <span class="run-rows" data-rows-read="{}">{}</span>{}',
         bar,
         run.rows_read,
         label,
+        format_html(' <span class="run-progress-stats">{}</span>', " · ".join(stats))
+        if stats
+        else "",
     )
 
 
@@ -124,11 +150,12 @@ def run_error(run: ImportRun) -> str:
     """The error's class in bold and its first line; the whole as a tooltip."""
     if not run.error_class and not run.error_message:
         return ""
+    text = run.error_text
     return format_html(
         '<span class="run-error" title="{}"><b>{}</b> {}</span>',
-        run.error_message,
+        text,
         run.error_class,
-        first_line(run.error_message),
+        first_line(text),
     )
 
 
@@ -190,7 +217,7 @@ def schedule_summary(task) -> str:
     url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
     state = gettext("enabled") if task.enabled else gettext("disabled")
     last = (
-        timezone.localtime(task.last_run_at).strftime("%Y-%m-%d %H:%M")
+        timezone.localtime(task.last_run_at).strftime("%Y-%m-%d %H:%M:%S %Z")
         if task.last_run_at
         else "—"
     )
@@ -218,10 +245,10 @@ def recent_runs_table(runs: list[ImportRun], *, project_id: int) -> str:
                 run.pk,
                 status_badge(run),
                 run.get_trigger_display(),
-                timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S %Z"),
                 format_duration(run.duration),
                 format_count(run.rows_read),
-                first_line(run.error_message, 80),
+                first_line(run.error_text, 80),
             )
             for run in runs
         ),

@@ -21,6 +21,7 @@ MAIN_FIELDS = [
     "on_bad_row",
     "is_active",
     "max_retries",
+    "auto_pause_after",
 ]
 #: Where and in what shape the data lands.
 TABLE_FIELDS = [
@@ -57,9 +58,15 @@ class ProjectAdminForm(MaskedSecretsMixin, forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.mask_secrets()
+        pause = self.fields.get("auto_pause_after")
+        if pause is not None:
+            pause.required = False  # empty: off, as by default
 
     def masked_kind(self) -> str | None:
         return self.instance.connector.kind if self.instance.connector_id else None
+
+    def clean_auto_pause_after(self):
+        return self.cleaned_data.get("auto_pause_after") or 0
 
     def clean_source(self):
         return self.unmask_secrets(self.cleaned_data.get("source"))

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from connectors.admin import SecretLookupsMixin
-from imports.admin import display
+from imports.admin import display, ops_display
 from imports.admin.actions import apply_each
 from imports.admin.base import ImporthubMediaMixin
 from imports.admin.forms import (
@@ -19,13 +19,14 @@ from imports.admin.forms import (
     ForceUnlockForm,
     ProjectAdminForm,
 )
+from imports.admin.pause import ProjectPauseMixin
 from imports.admin.tables import table_panel
 from imports.exceptions import ImportRequestError
 from imports.models import ImportRun, Project
-from imports.services.dashboard import project_lock_holder
+from imports.services.dashboard import lock_holder_describe, project_lock_holder
 from imports.services.guard import import_run_request
 from imports.services.operations import project_force_unlock
-from imports.services.schedules import project_schedule_get
+from imports.services.project_ops import ProjectOps, projects_ops
 from imports.services.tables import project_table_label
 
 STARTED = ngettext_lazy(
@@ -38,17 +39,29 @@ NOT_STARTED = ngettext_lazy(
 TABLE_FIELDSET = _("Destination table")
 
 
-class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
+class ProjectAdmin(
+    ProjectPauseMixin, SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin
+):
     form = ProjectAdminForm
     # A source may hold its own secrets (a CSV URL's auth_token).
     secret_lookup_fields = ("source",)
-    list_display = ["name", "connector", "mode", "layout", "is_active", "max_retries"]
+    list_display = [
+        "name",
+        "connector",
+        "last_run_display",
+        "busy_display",
+        "next_run_display",
+        "run_grid_display",
+        "mode",
+        "is_active",
+    ]
     list_filter = ["is_active", "mode", "layout", "connector"]
     search_fields = ["name"]
     list_select_related = ["connector"]
     actions = ["import_now", "full_refresh"]
     change_form_template = "admin/imports/project/change_form.html"
-    detail_fields = ["lock_status", "schedule", "recent_runs"]
+    # The lock, the schedule and the grid are in the operations header.
+    detail_fields = ["recent_runs"]
 
     def get_fieldsets(self, request, obj=None):
         main = list(MAIN_FIELDS)
@@ -94,6 +107,8 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
             lambda project: self._request_import(request, project),
             done=STARTED,
             not_done=NOT_STARTED,
+            reason=ops_display.busy_message,
+            describe=ops_display.started_runs,
         )
 
     @admin.action(
@@ -109,6 +124,8 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
             lambda project: self._request_import(request, project, full=True),
             done=STARTED,
             not_done=NOT_STARTED,
+            reason=ops_display.busy_message,
+            describe=ops_display.started_runs,
         )
 
     def _request_import(self, request, project: Project, *, full=False) -> ImportRun:
@@ -120,6 +137,37 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
             reason=gettext("Full refresh from the admin") if full else "",
         )
 
+    # The operations columns of the list: one batch for the page's
+    # projects (``get_changelist_instance``), read here per row.
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        found = projects_ops(project_ids=[p.pk for p in changelist.result_list])
+        for project in changelist.result_list:
+            project.ops = found[project.pk]
+        return changelist
+
+    def _ops(self, obj: Project) -> ProjectOps:
+        if not hasattr(obj, "ops"):
+            obj.ops = projects_ops(project_ids=[obj.pk])[obj.pk]
+        return obj.ops
+
+    @admin.display(description=_("last run"))
+    def last_run_display(self, obj: Project) -> str:
+        return ops_display.last_status(self._ops(obj))
+
+    @admin.display(description=_("busy"))
+    def busy_display(self, obj: Project) -> str:
+        return ops_display.busy_badge(self._ops(obj))
+
+    @admin.display(description=_("next run"))
+    def next_run_display(self, obj: Project) -> str:
+        return ops_display.next_schedule(self._ops(obj))
+
+    @admin.display(description=_("last runs"))
+    def run_grid_display(self, obj: Project) -> str:
+        return ops_display.run_grid(self._ops(obj).runs)
+
     # Read-only details of the change page.
 
     @admin.display(description=_("source"))
@@ -129,14 +177,6 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
     @admin.display(description=_("table in use"))
     def table_label(self, obj: Project) -> str:
         return project_table_label(project=obj)
-
-    @admin.display(description=_("lock"))
-    def lock_status(self, obj: Project) -> str:
-        return display.lock_status(obj.runs.active().first())
-
-    @admin.display(description=_("schedule"))
-    def schedule(self, obj: Project) -> str:
-        return display.schedule_summary(project_schedule_get(project=obj))
 
     @admin.display(description=_("last runs"))
     def recent_runs(self, obj: Project) -> str:
@@ -158,6 +198,7 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.force_unlock_view),
                 name=f"{info}_force_unlock",
             ),
+            *self.pause_urls(info),
         ] + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -174,6 +215,8 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
             and self.has_import_permission(request, obj),
             "has_force_unlock_permission": obj is not None
             and self.has_force_unlock_permission(request, obj),
+            "pause_banner": obj is not None and self.pause_banner(request, obj),
+            "ops": obj is not None and self._ops(obj),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -187,7 +230,7 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
         try:
             run = self._request_import(request, project)
         except ImportRequestError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+            self.message_user(request, ops_display.busy_message(exc), messages.ERROR)
         else:
             self.message_user(request, display.import_started(run), messages.SUCCESS)
         return HttpResponseRedirect(self._change_url(project))
@@ -212,6 +255,11 @@ class ProjectAdmin(SecretLookupsMixin, ImporthubMediaMixin, admin.ModelAdmin):
             "form": form,
             "active_run": project.runs.active().first(),
             "lock_owner": owner,
+            "lock_holder": (
+                lock_holder_describe(project_id=project.pk, token=owner)
+                if owner
+                else None
+            ),
             "lock_known": lock_known,
             "media": self.media,
         }

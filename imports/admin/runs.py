@@ -9,14 +9,16 @@ from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from imports.admin import dashboard, display
+from imports.admin import cancel, chain, dashboard, display
 from imports.admin.actions import apply_each
 from imports.admin.base import REFRESH_MILLISECONDS, ImporthubMediaMixin
+from imports.admin.failure import failure_context
+from imports.admin.filters import CreatedWithinFilter, RunViewFilter
 from imports.exceptions import ImportRequestError
 from imports.loading import DeletionLimitExceeded
 from imports.models import ImportRun
 from imports.services.dashboard import run_error_stage
-from imports.services.operations import import_run_cancel, import_run_retry
+from imports.services.operations import import_run_retry
 
 RETRIED = ngettext_lazy(
     "%(count)d run was retried.", "%(count)d runs were retried.", "count"
@@ -24,35 +26,12 @@ RETRIED = ngettext_lazy(
 NOT_RETRIED = ngettext_lazy(
     "%(count)d was not retried:", "%(count)d were not retried:", "count"
 )
-CANCELLED = ngettext_lazy(
-    "%(count)d run was cancelled.", "%(count)d runs were cancelled.", "count"
-)
-NOT_CANCELLED = ngettext_lazy(
-    "%(count)d was not cancelled:", "%(count)d were not cancelled:", "count"
-)
 # The error class of a replace run stopped before its merge because it would
 # delete more than its project's replace_delete_limit allows.
 DELETION_LIMIT_ERROR = DeletionLimitExceeded.__name__
 
 
-class RunViewFilter(admin.SimpleListFilter):
-    """The two ready views operators open first: active and failed runs."""
-
-    title = _("view")
-    parameter_name = "view"
-
-    def lookups(self, request, model_admin):
-        return [
-            ("active", _("Active (queued, waiting, running, retrying)")),
-            ("failed", _("Failed")),
-        ]
-
-    def queryset(self, request, queryset):
-        if self.value() == "active":
-            return queryset.active()
-        if self.value() == "failed":
-            return queryset.failed()
-        return queryset
+FAILED_VIEW_COLUMNS = ["id", "project", "status_display", "error_display", "started_at"]
 
 
 class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
@@ -60,7 +39,7 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         "id",
         "project",
         "status_display",
-        "trigger",
+        "trigger_display",
         "started_at",
         "duration_display",
         "progress_display",
@@ -70,6 +49,7 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
     list_display_links = ["id"]
     list_filter = [
         RunViewFilter,
+        CreatedWithinFilter,
         "status",
         ("project", admin.RelatedOnlyFieldListFilter),
         ("project__connector", admin.RelatedOnlyFieldListFilter),
@@ -90,8 +70,8 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
                     "project",
                     "status_display",
                     "trigger",
-                    "requested_by",
-                    "attempt",
+                    "requested_by_display",
+                    "try_display",
                     "deletions_confirmed",
                     "retry_links",
                 ]
@@ -111,7 +91,7 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        (_("Error"), {"fields": ["error_class", "error_message", "error_stage"]}),
+        (_("Error"), {"fields": ["error_class", "error_text", "error_stage"]}),
         (
             _("Incremental"),
             {"fields": ["full_refresh", "cursor_before", "cursor_after"]},
@@ -126,11 +106,15 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
     ]
     readonly_fields = [f.name for f in ImportRun._meta.fields] + [
         "status_display",
+        "trigger_display",
+        "try_display",
         "retry_links",
         "progress_display",
         "counts_table",
         "duration_display",
         "error_stage",
+        "error_text",
+        "requested_by_display",
     ]
 
     def has_add_permission(self, request):
@@ -139,6 +123,17 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_changelist(self, request, **kwargs):
+        return chain.RunChangeList
+
+    def get_list_display(self, request):
+        # The failed view is read for its errors: the error comes right
+        # after the status, within a laptop's screen beside the admin's
+        # sidebars; progress, counts, trigger and duration make room.
+        if request.GET.get("view") == "failed":
+            return FAILED_VIEW_COLUMNS
+        return self.list_display
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -184,6 +179,14 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
     def status_display(self, obj: ImportRun) -> str:
         return display.status_badge(obj)
 
+    @admin.display(description=_("trigger"), ordering="trigger")
+    def trigger_display(self, obj: ImportRun) -> str:
+        return chain.trigger_label(obj)
+
+    @admin.display(description=_("try"))
+    def try_display(self, obj: ImportRun) -> str:
+        return chain.try_label(obj)
+
     @admin.display(description=_("duration"))
     def duration_display(self, obj: ImportRun) -> str:
         return display.format_duration(obj.duration)
@@ -227,22 +230,11 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Cancel selected active runs"), permissions=["cancel"])
     def cancel_selected(self, request, queryset):
-        apply_each(
-            self,
-            request,
-            queryset.order_by("pk"),
-            lambda run: self._cancel_one(request, run),
-            done=CANCELLED,
-            not_done=NOT_CANCELLED,
-        )
+        # A confirmation page with a reason first, as delete_selected's.
+        return cancel.cancel_selected(self, request, queryset)
 
     def _retry_one(self, request, run: ImportRun) -> ImportRun:
         return import_run_retry(run=run, requested_by=request.user.get_username())
-
-    def _cancel_one(self, request, run: ImportRun, reason: str = "") -> ImportRun:
-        return import_run_cancel(
-            run=run, cancelled_by=request.user.get_username(), reason=reason
-        )
 
     # Pages: the run page's buttons and the dashboard.
 
@@ -344,34 +336,18 @@ class ImportRunAdmin(ImporthubMediaMixin, admin.ModelAdmin):
         return HttpResponseRedirect(self._change_url(new))
 
     def cancel_view(self, request, object_id):
-        return require_POST(self._cancel)(request, object_id)
-
-    def _cancel(self, request, object_id):
         run = self._object_or_404(request, object_id)
-        if not self.has_cancel_permission(request, run):
-            raise PermissionDenied
-        reason = request.POST.get("reason", "").strip()[:1000]
-        try:
-            self._cancel_one(request, run, reason=reason)
-        except ImportRequestError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-        else:
-            self.message_user(
-                request,
-                gettext("Run #%(id)s was cancelled.") % {"id": run.pk},
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(self._change_url(run))
+        return cancel.cancel_view(request, run, model_admin=self)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if run is not None:
+            can_retry = self.has_retry_permission(request, run) and run.is_retryable
             extra_context.update(
                 {
-                    "can_retry": self.has_retry_permission(request, run)
-                    and run.status
-                    in (ImportRun.Status.FAILED, ImportRun.Status.CANCELLED),
+                    "can_retry": can_retry,
+                    "failure": failure_context(run, can_retry=can_retry),
                     "can_retry_deletions": self.can_retry_allowing_deletions(
                         request, run
                     ),

@@ -119,5 +119,5 @@ def schema_change(event: ImportRunEvent) -> SchemaChange:
         at=event.at,
         run_id=event.run_id,
         run_url=reverse("admin:imports_importrun_change", args=[event.run_id]),
-        texts=[t for t in texts if t] or [event.message],
+        texts=[t for t in texts if t] or [event.text],
     )

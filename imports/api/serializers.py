@@ -33,6 +33,8 @@ class RunLinksSerializer(serializers.Serializer):
 
 class ImportRunSerializer(serializers.ModelSerializer):
     counts = RunCountsSerializer(source="*", read_only=True)
+    # Rendered in the request's language (Accept-Language).
+    error_message = serializers.CharField(source="error_text", read_only=True)
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -103,3 +105,45 @@ class ProjectBusySerializer(serializers.Serializer):
     active_run = serializers.IntegerField(
         allow_null=True, help_text="The id of the run that holds the project."
     )
+
+
+#: The most projects one bulk request may name.
+BULK_MAX_PROJECTS = 1000
+
+
+class BulkImportRequestSerializer(ImportRequestSerializer):
+    """A request to import many projects at once, each answered on its own."""
+
+    projects = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        min_length=1,
+        max_length=BULK_MAX_PROJECTS,
+        help_text=(
+            f"Project ids, at most {BULK_MAX_PROJECTS}; a repeated id counts once."
+        ),
+    )
+
+
+class BulkImportResultSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    status = serializers.ChoiceField(
+        choices=["accepted", "busy", "rejected", "not_found", "unavailable"],
+        help_text=(
+            "accepted: a run was started (``run``); busy: the project is "
+            "already importing (``detail`` is the busy message, ``active_run`` "
+            "the run holding it, null while that request is in flight); "
+            "rejected: refused for another reason (``code``, ``detail``); "
+            "not_found: no such project; unavailable: the lock service or "
+            "the broker failed for this project."
+        ),
+    )
+    run = ImportRunSerializer(required=False)
+    detail = serializers.CharField(required=False)
+    code = serializers.CharField(required=False)
+    active_run = serializers.IntegerField(required=False, allow_null=True)
+
+
+class BulkImportResponseSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = BulkImportResultSerializer(many=True)

@@ -8,6 +8,7 @@ from imports.api import views
 app_name = "api"
 
 urlpatterns = [
+    path("imports", views.BulkImportCreateView.as_view(), name="imports-bulk"),
     path(
         "projects/<int:project_id>/imports",
         views.ProjectImportCreateView.as_view(),

@@ -10,14 +10,21 @@ from rest_framework.views import APIView
 
 from imports.api.permissions import CanStartImports, CanViewRuns
 from imports.api.serializers import (
+    BulkImportRequestSerializer,
+    BulkImportResponseSerializer,
     ErrorSerializer,
     ImportRequestSerializer,
     ImportRunSerializer,
     ProjectBusySerializer,
 )
-from imports.exceptions import ImportRequestError, ProjectBusy
+from imports.exceptions import (
+    DispatchFailed,
+    ImportRequestError,
+    LockServiceUnavailable,
+    ProjectBusy,
+)
 from imports.models import ImportRun, Project
-from imports.services.guard import import_run_request
+from imports.services.guard import RunRequest, import_run_request, import_runs_request
 
 
 class ProjectImportCreateView(APIView):
@@ -74,6 +81,66 @@ class ProjectImportCreateView(APIView):
             status=status.HTTP_202_ACCEPTED,
             headers={"Location": data["links"]["self"]},
         )
+
+
+class BulkImportCreateView(APIView):
+    """Start imports of many projects in one request (one guard call)."""
+
+    permission_classes = [IsAuthenticated, CanStartImports]
+
+    @extend_schema(
+        operation_id="imports_bulk_create",
+        request=BulkImportRequestSerializer,
+        responses={
+            200: OpenApiResponse(
+                BulkImportResponseSerializer,
+                description="Each project's own answer, in the order asked.",
+            ),
+        },
+    )
+    def post(self, request):
+        body = BulkImportRequestSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        ids = list(dict.fromkeys(body.validated_data["projects"]))
+        found = Project.objects.select_related("connector").in_bulk(ids)
+        outcomes = import_runs_request(
+            requests=[RunRequest(found[pid]) for pid in ids if pid in found],
+            requested_by=request.user.get_username(),
+            trigger=ImportRun.Trigger.API,
+            confirm_deletions=body.validated_data["confirm_deletions"],
+            full_refresh=body.validated_data["full_refresh"],
+            reason=body.validated_data["reason"],
+        )
+        answers = {outcome.project.pk: _bulk_answer(outcome) for outcome in outcomes}
+        results = [
+            answers.get(pid)
+            or {"project": pid, "status": "not_found", "detail": "No such project."}
+            for pid in ids
+        ]
+        accepted = sum(1 for result in results if result["status"] == "accepted")
+        return Response(
+            {
+                "accepted": accepted,
+                "rejected": len(results) - accepted,
+                "results": results,
+            }
+        )
+
+
+def _bulk_answer(outcome) -> dict:
+    exc = outcome.error
+    if exc is None:
+        return {
+            "project": outcome.project.pk,
+            "status": "accepted",
+            "run": ImportRunSerializer(outcome.run).data,
+        }
+    answer = {"project": outcome.project.pk, "detail": str(exc)}
+    if isinstance(exc, ProjectBusy):
+        return {**answer, "status": "busy", "active_run": exc.active_run_id}
+    if isinstance(exc, LockServiceUnavailable | DispatchFailed):
+        return {**answer, "status": "unavailable", "code": exc.default_code}
+    return {**answer, "status": "rejected", "code": exc.default_code}
 
 
 class RunDetailView(generics.RetrieveAPIView):

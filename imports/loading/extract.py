@@ -21,6 +21,7 @@ from connectors.lineformat import (
     line_seq,
     missing_key_fields,
 )
+from imports import tracing
 from imports.models import ImportRun, Project
 
 from .results import BadRowError, ImportInterrupted, LoadResult, row_label
@@ -134,9 +135,23 @@ def import_run_extract(
         )
     extraction = _Extraction(project=run.project, stage=stage)
     result = extraction.result
+    relay = connector.supports_stage_lines and stage.dialect.relays_lines
+    with tracing.span("importhub.stage", path="lines" if relay else "rows") as span:
+        _stream(
+            extraction, connector, stage, relay, batch_size, should_stop, on_progress
+        )
+        _, result.duplicates = stage.seal()
+        tracing.span_set(
+            span, rows_staged=result.rows_read, duplicates=result.duplicates
+        )
+    return result
+
+
+def _stream(extraction, connector, stage, relay, batch_size, should_stop, on_progress):
+    """Stream the connector's batches into the stage."""
+    result = extraction.result
     seq = 0
     last_progress = time.monotonic()
-    relay = connector.supports_stage_lines and stage.dialect.relays_lines
     stage.create(parse_json=relay)
     try:
         with connector:
@@ -166,5 +181,3 @@ def import_run_extract(
         raise
     stage.flush()
     on_progress(result)
-    _, result.duplicates = stage.seal()
-    return result

@@ -9,9 +9,9 @@ the project's data stays as it was, until an operator confirms the run.
 
 from dataclasses import dataclass
 
-from .results import DeletionLimitExceeded
+from connectors.messages import Message, gettext_noop
 
-CONFIRM = "nothing was changed. Confirm the run to allow it."
+from .results import DeletionLimitExceeded
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,30 @@ class DeletionLimit:
             return
         if staged_empty:
             raise DeletionLimitExceeded(
-                f"The source gave no rows and would delete all {current:,} of "
-                f"the project's rows; {CONFIRM}"
+                Message(
+                    gettext_noop(
+                        "The source gave no rows and would delete all "
+                        "%(current)s of the project's rows; nothing was "
+                        "changed. Confirm the run to allow it."
+                    ),
+                    current=f"{current:,}",
+                )
             )
         if deleting * 100 > self.percent * current:
             share = _share(deleting, current, above=self.percent)
             raise DeletionLimitExceeded(
-                f"The source would delete {deleting:,} of {current:,} rows "
-                f"({share}%), above the project's limit of {self.percent}%; "
-                f"{CONFIRM}"
+                Message(
+                    gettext_noop(
+                        "The source would delete %(deleting)s of %(current)s "
+                        "rows (%(share)s%%), above the project's limit of "
+                        "%(limit)s%%; nothing was changed. Confirm the run to "
+                        "allow it."
+                    ),
+                    deleting=f"{deleting:,}",
+                    current=f"{current:,}",
+                    share=share,
+                    limit=self.percent,
+                )
             )
 
 

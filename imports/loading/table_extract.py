@@ -22,7 +22,7 @@ import psycopg
 
 from connectors.base import BadRow, BaseConnector, CopySource
 from connectors.exceptions import PermanentSourceError
-from imports import column_types
+from imports import column_types, tracing
 from imports.cursors import cursor_config, cursor_start
 from imports.models import ImportRun, Project
 
@@ -100,30 +100,34 @@ def table_extract(
             source = connector.copy_source()
             if source is not None:
                 try:
-                    result = _copy(
-                        stage,
-                        source,
-                        should_stop,
-                        on_progress,
-                        markers,
-                        on_checkpoint=on_checkpoint
-                        and _with(on_checkpoint, connector.fingerprint()),
-                        resume=resume,
-                    )
+                    with tracing.span("importhub.stage", path="copy") as span:
+                        result = _copy(
+                            stage,
+                            source,
+                            should_stop,
+                            on_progress,
+                            markers,
+                            on_checkpoint=on_checkpoint
+                            and _with(on_checkpoint, connector.fingerprint()),
+                            resume=resume,
+                        )
+                        tracing.span_set(span, rows_staged=result.rows_read)
                 except _CopyUnreadable:
                     connector.close()
                     connector.open()
         if result is None:
-            result = _rows(
-                project,
-                connector,
-                stage,
-                batch_size,
-                should_stop,
-                on_progress,
-                on_checkpoint=on_checkpoint and _with(on_checkpoint, fingerprint),
-                resume=resume if resume and resume.get("path") != "copy" else None,
-            )
+            with tracing.span("importhub.stage", path="rows") as span:
+                result = _rows(
+                    project,
+                    connector,
+                    stage,
+                    batch_size,
+                    should_stop,
+                    on_progress,
+                    on_checkpoint=on_checkpoint and _with(on_checkpoint, fingerprint),
+                    resume=resume if resume and resume.get("path") != "copy" else None,
+                )
+                tracing.span_set(span, rows_staged=result.rows_read)
     if config is not None:
         result.cursor_before = stored
         result.incremental = not run.full_refresh

@@ -1,6 +1,7 @@
 """What the operators' commands share: exit statuses, argument parsing."""
 
 import datetime
+import itertools
 import re
 
 from django.core.management.base import BaseCommand, CommandError
@@ -102,3 +103,10 @@ def parse_id_list(value: str, *, option: str) -> list[int]:
 def chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def batches(items, size: int):
+    """Lists of up to ``size`` items drawn from any iterable, lazily."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

@@ -6,8 +6,10 @@ One module each: ``projects``, ``runs`` (with the status groups), ``events``,
 
 from imports.models.destinations import Destination
 from imports.models.events import Event, ImportRunEvent, ProjectEvent
+from imports.models.notifications import Notification, NotificationChannel
 from imports.models.projects import Project
 from imports.models.records import Record
+from imports.models.run_log import ImportRunLogLine
 from imports.models.runs import (
     ACTIVE_RUN_STATUSES,
     FINAL_RUN_STATUSES,
@@ -32,6 +34,9 @@ __all__ = [
     "Event",
     "ImportRun",
     "ImportRunEvent",
+    "Notification",
+    "NotificationChannel",
+    "ImportRunLogLine",
     "Project",
     "ProjectEvent",
     "Record",

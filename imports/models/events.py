@@ -4,6 +4,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from connectors.messages import message_render
+from imports.actors import actor_label
 from imports.models.projects import Project
 from imports.models.runs import ImportRun
 
@@ -18,7 +20,19 @@ class Event(models.Model):
         blank=True,
         help_text=_("Who or what caused the event."),
     )
-    message = models.TextField(_("message"), blank=True)
+    message = models.TextField(
+        _("message"),
+        blank=True,
+        help_text=_(
+            "The text as written; shown as it is for an event that has no message id."
+        ),
+    )
+    message_id = models.TextField(
+        _("message id"),
+        blank=True,
+        help_text=_("The message's English source text, translated when shown."),
+    )
+    message_params = models.JSONField(_("message parameters"), default=dict, blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
 
     class Meta:
@@ -26,6 +40,16 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def text(self) -> str:
+        """The message in the reader's language."""
+        return message_render(self.message, self.message_id, self.message_params)
+
+    @property
+    def actor_display(self) -> str:
+        """Who caused it: a user's name, or the product's actor translated."""
+        return actor_label(self.actor)
 
 
 class ImportRunEvent(Event):
@@ -79,6 +103,9 @@ class ProjectEvent(Event):
         SKIPPED_INVALID = "skipped_invalid", _("Skipped: refused")
         REJECTED_BUSY = "rejected_busy", _("Rejected: busy")
         UNLOCKED = "unlocked", _("Force-unlocked")
+        PAUSED = "paused", _("Paused")
+        RESUMED = "resumed", _("Resumed")
+        SKIPPED_PAUSED = "skipped_paused", _("Skipped: paused")
 
     project = models.ForeignKey(
         Project,

@@ -158,6 +158,28 @@ class Project(models.Model):
         editable=False,
         help_text=_("The table's columns as the last import committed them."),
     )
+    auto_pause_after = models.PositiveSmallIntegerField(
+        _("pause after failures"),
+        default=0,
+        help_text=_(
+            "Pause the project once this many of its runs have failed in a "
+            "row; 0 never pauses it."
+        ),
+    )
+    paused_at = models.DateTimeField(
+        _("paused"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Set while the project is paused: it accepts no imports."),
+    )
+    pause_details = models.JSONField(
+        _("pause details"),
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text=_("Why the project was paused: the failures and the last run."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

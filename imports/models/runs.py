@@ -4,7 +4,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
+from connectors.messages import message_render
+from imports.actors import actor_label
 from imports.models.projects import Project
 from imports.querysets import ImportRunQuerySet
 
@@ -17,6 +20,11 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
     CANCELLED = "cancelled", _("Cancelled")
+
+
+class ProgressUnit(models.TextChoices):
+    ROWS = "rows", _("rows")
+    BYTES = "bytes", _("bytes")
 
 
 # The status groups, defined once: the querysets, the transitions, the admin
@@ -56,7 +64,9 @@ class ImportRun(models.Model):
         COMMAND = "command", _("Management command")
         SCHEDULE = "schedule", _("Schedule")
         API = "api", _("HTTP API")
-        RETRY = "retry", _("Retry")
+        # Not the RETRYING status (the app's own backoff): an operator's
+        # retry, a run of its own.
+        RETRY = "retry", pgettext_lazy("run trigger", "Retry")
         CODE = "code", _("Code")
 
     ACTIVE_STATUSES = ACTIVE_RUN_STATUSES
@@ -145,6 +155,28 @@ class ImportRun(models.Model):
         default=0,
         help_text=_("Rows whose key repeated an earlier row's; the last one wins."),
     )
+    progress_total = models.BigIntegerField(
+        _("progress total"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "How much the source holds, when it can tell (a file's size, an "
+            "SQL query's row estimate, an API's total); in progress units."
+        ),
+    )
+    progress_done = models.BigIntegerField(
+        _("progress done"),
+        null=True,
+        blank=True,
+        help_text=_("How much of the total was read so far."),
+    )
+    progress_unit = models.CharField(
+        _("progress unit"),
+        max_length=8,
+        blank=True,
+        choices=ProgressUnit.choices,
+        help_text=_("What the progress total counts."),
+    )
     deletions_confirmed = models.BooleanField(
         _("deletions confirmed"),
         default=False,
@@ -192,6 +224,14 @@ class ImportRun(models.Model):
         _("error message"),
         blank=True,
         help_text=_("What went wrong, in words an operator can act on."),
+    )
+    error_message_id = models.TextField(
+        _("error message id"),
+        blank=True,
+        help_text=_("The error's English source text, translated when shown."),
+    )
+    error_message_params = models.JSONField(
+        _("error message parameters"), default=dict, blank=True
     )
     fencing_token = models.BigIntegerField(
         _("fencing token"),
@@ -241,11 +281,30 @@ class ImportRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.project_id} {self.status}"
+        # Read by people (the breadcrumbs, the admin's history): the
+        # project's name and the status in the reader's language.
+        return f"#{self.pk} {self.project} ({self.get_status_display()})"
 
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def error_text(self) -> str:
+        """The error message in the reader's language."""
+        return message_render(
+            self.error_message, self.error_message_id, self.error_message_params
+        )
+
+    # The admin's label when it shows the property as a field.
+    error_text.fget.short_description = _("error message")
+
+    @property
+    def requested_by_display(self) -> str:
+        """Who asked: a user's name, or the product's actor translated."""
+        return actor_label(self.requested_by)
+
+    requested_by_display.fget.short_description = _("requested by")
 
     @property
     def is_retryable(self) -> bool:

@@ -13,6 +13,8 @@ retried elsewhere) can never overwrite or add to what happened after it::
 """
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
+from connectors.messages import Message
+from imports import actors
 from imports.models import ImportRun, ImportRunEvent
 from imports.services.events import import_run_event_record
 from locking import Lock
@@ -46,7 +50,13 @@ DATABASE_GONE = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
 )
-WORKER = "worker"
+WORKER = actors.WORKER
+
+
+def worker_identity() -> dict[str, Any]:
+    """Where an attempt runs: the host and process, recorded at its start so
+    that an operator can tell which worker holds a project."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def with_database(
@@ -95,7 +105,11 @@ class Attempt:
         return bool(self.runs().update(**fields))
 
     def record(
-        self, kind: str, *, message: str = "", data: dict[str, Any] | None = None
+        self,
+        kind: str,
+        *,
+        message: Message | str = "",
+        data: dict[str, Any] | None = None,
     ) -> bool:
         """Add an event to the run's log, only while this attempt owns the run.
 

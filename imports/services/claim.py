@@ -24,12 +24,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from connectors.messages import Message, gettext_noop
 from connectors.models import Connector
 from imports.locks import project_lock
 from imports.models import ImportRun, ImportRunEvent
-from imports.services.attempt import WORKER, Attempt
+from imports.services.attempt import WORKER, Attempt, worker_identity
 from imports.services.backoff import retry_delay
 from imports.services.events import import_run_event_record
 from imports.services.selectors import connector_runs_running, project_fence_floor
@@ -55,7 +55,7 @@ def run_is_startable(run: ImportRun) -> bool:
             run=run,
             kind=ImportRunEvent.Kind.STALE_MESSAGE,
             actor=WORKER,
-            message=_("A second message for this run was ignored."),
+            message=Message(gettext_noop("A second message for this run was ignored.")),
         )
     return False
 
@@ -73,9 +73,9 @@ def run_claim(*, run: ImportRun) -> Attempt | None:
         )
     except LockingUnavailable as exc:
         logger.warning("run %s cannot start: %s", run.pk, exc)
-        return _postpone(run, previous, reason=str(exc))
+        return _postpone(run, previous, reason=exc)
     if fence is None:
-        reason = _("The project lock is held by another owner.")
+        reason = Message(gettext_noop("The project lock is held by another owner."))
         REFUSE_START.apply(
             run,
             source=previous,
@@ -95,15 +95,17 @@ def run_claim(*, run: ImportRun) -> Attempt | None:
             ttl=settings.IMPORTHUB_LEASE_SECONDS,
         )
     except LockingUnavailable as exc:
-        return _postpone(run, previous, reason=str(exc))
+        return _postpone(run, previous, reason=exc)
     if not has_slot:
         # Its lease ran out while it was queued, or it comes back from a
         # backoff, and every slot is taken: it waits (keeping its lock).
         if _wait(
             run,
             previous,
-            message=_("All slots of connector “%(name)s” are taken; waiting.")
-            % {"name": connector.name},
+            message=Message(
+                gettext_noop("All slots of connector “%(name)s” are taken; waiting."),
+                name=connector.name,
+            ),
         ):
             connector_waiting_promote(connector_id=connector.pk)
         return None
@@ -137,6 +139,7 @@ def _start(
                 data={
                     "fencing_token": fence,
                     "attempt": run.attempt,
+                    "worker": worker_identity(),
                     **_start_audit(connector),
                 },
                 started_at=now,
@@ -148,11 +151,15 @@ def _start(
         _wait(
             run,
             previous,
-            message=_(
-                "%(running)s runs of connector “%(name)s” are running (limit "
-                "%(limit)s); waiting."
-            )
-            % {"running": running, "name": connector.name, "limit": limit},
+            message=Message(
+                gettext_noop(
+                    "%(running)s runs of connector “%(name)s” are running (limit "
+                    "%(limit)s); waiting."
+                ),
+                running=running,
+                name=connector.name,
+                limit=limit,
+            ),
         )
         # Give back the lease this start took; the run keeps its lock.
         run_slot_release(connector_id=connector.pk, token=run.lock_token)
@@ -175,16 +182,19 @@ def _start_audit(connector: Connector) -> dict:
     return {}
 
 
-def _start_message(connector: Connector) -> str:
+def _start_message(connector: Connector) -> Message | str:
     if _start_audit(connector):
-        return _(
-            "Connector “%(name)s” allows a privileged database role "
-            "(allow_privileged_role); the source is read with it."
-        ) % {"name": connector.name}
+        return Message(
+            gettext_noop(
+                "Connector “%(name)s” allows a privileged database role "
+                "(allow_privileged_role); the source is read with it."
+            ),
+            name=connector.name,
+        )
     return ""
 
 
-def _wait(run: ImportRun, previous: str, *, message: str) -> bool:
+def _wait(run: ImportRun, previous: str, *, message: Message) -> bool:
     return WAIT.apply(
         run,
         source=previous,
@@ -195,7 +205,7 @@ def _wait(run: ImportRun, previous: str, *, message: str) -> bool:
     )
 
 
-def _postpone(run: ImportRun, previous: str, *, reason: str) -> None:
+def _postpone(run: ImportRun, previous: str, *, reason: Exception) -> None:
     """Redis is unreachable at start: try the attempt again after a backoff."""
     delay = retry_delay(attempt=run.attempt)
     POSTPONE.apply(
@@ -203,8 +213,11 @@ def _postpone(run: ImportRun, previous: str, *, reason: str) -> None:
         source=previous,
         guards={"lock_token": run.lock_token},
         actor=WORKER,
-        message=_("Cannot start: %(reason)s; trying again in %(delay)ss.")
-        % {"reason": reason, "delay": round(delay, 1)},
+        message=Message(
+            gettext_noop("Cannot start: %(reason)s; trying again in %(delay)ss."),
+            reason=reason,
+            delay=round(delay, 1),
+        ),
         data={"error_class": "LockingUnavailable", "delay": round(delay, 3)},
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
     )

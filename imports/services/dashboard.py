@@ -12,6 +12,22 @@ from imports.locks import connector_slots, project_lock_owner
 from imports.models import ImportRun, ImportRunEvent
 from locking import LockingUnavailable
 
+# The rolling windows of "runs created in the last …": the dashboard's cards
+# count one and link to the runs list filtered by the same one, so that the
+# card's number is the list's length.
+RUN_WINDOWS: dict[str, datetime.timedelta] = {
+    "1h": datetime.timedelta(hours=1),
+    "24h": datetime.timedelta(hours=24),
+    "7d": datetime.timedelta(days=7),
+}
+DASHBOARD_WINDOW = "24h"
+
+
+def run_window_start(window: str, *, now: datetime.datetime) -> datetime.datetime:
+    """The start of the rolling window named ``window`` (a key of
+    ``RUN_WINDOWS``) that ends at ``now``."""
+    return now - RUN_WINDOWS[window]
+
 
 def run_status_counts(*, since: datetime.datetime) -> dict[str, int]:
     """How many runs created since ``since`` are in each status (all listed)."""
@@ -95,6 +111,37 @@ def project_lock_holder(*, project_id: int) -> tuple[str | None, bool]:
         return project_lock_owner(project_id), True
     except LockingUnavailable:
         return None, False
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a project's lock, in an operator's terms: the run whose
+    token it is and the worker (host, pid) that started its attempt."""
+
+    token: str
+    run: ImportRun | None
+    host: str | None = None
+    pid: int | None = None
+
+
+def lock_holder_describe(*, project_id: int, token: str) -> LockHolder:
+    """The run that owns ``token`` on the project, and its worker, if known."""
+    run = (
+        ImportRun.objects.filter(project_id=project_id, lock_token=token)
+        .order_by("-id")
+        .first()
+    )
+    if run is None:
+        return LockHolder(token=token, run=None)
+    started = (
+        run.events.filter(kind=ImportRunEvent.Kind.STARTED)
+        .order_by("-at", "-id")
+        .first()
+    )
+    worker = (started.data or {}).get("worker") or {} if started else {}
+    return LockHolder(
+        token=token, run=run, host=worker.get("host"), pid=worker.get("pid")
+    )
 
 
 def connector_waiting_runs(connector: Connector):

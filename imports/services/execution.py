@@ -14,9 +14,10 @@ import logging
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from connectors.messages import Message, gettext_noop
 from connectors.registry import get_connector
+from imports import tracing
 from imports.loading import (
     ImportInterrupted,
     LoadResult,
@@ -27,10 +28,13 @@ from imports.loading import (
     stage_for,
 )
 from imports.locks import connector_slots, run_cancel_requested
+from imports.logging import run_log_context
 from imports.models import ImportRun, ImportRunEvent
+from imports.run_log import run_log_flush
 from imports.services.attempt import WORKER, Attempt, Heartbeat, with_database
 from imports.services.claim import run_claim, run_is_startable
 from imports.services.events import import_run_event_record
+from imports.services.progress import progress_fields
 from imports.services.selectors import run_for_execution
 from imports.services.settle import attempt_release, attempt_settle
 from imports.services.transitions import SUCCEED
@@ -46,23 +50,57 @@ def import_run_execute(*, run_id: int) -> ImportRun | None:
     to do (an unknown id, a message for a run that is not startable, or a
     run that waits for a slot again).
     """
+    with tracing.span("importhub.attempt", run_id=run_id) as span:
+        run = _execute(run_id, span)
+        tracing.span_set(span, status=run.status if run is not None else None)
+        return run
+
+
+def _execute(run_id: int, span) -> ImportRun | None:
     run = run_for_execution(run_id=run_id)
     if run is None:
         logger.warning("message for unknown run %s ignored", run_id)
         return None
+    tracing.span_set(
+        span,
+        project_id=run.project_id,
+        connector_id=run.project.connector_id,
+        attempt=run.attempt,
+    )
     if not run_is_startable(run):
         return None
-    attempt = run_claim(run=run)
+    # The lines logged on the way are the run's log (``imports.run_log``);
+    # what the handler remembered of this run id before is forgotten first.
+    run_log_flush(run.pk)
+    with run_log_context(run):
+        try:
+            return _attempt(run, span)
+        finally:
+            run_log_flush(run.pk)
+
+
+def _attempt(run: ImportRun, span) -> ImportRun | None:
+    with tracing.span("importhub.lock", run_id=run.pk) as claim:
+        attempt = run_claim(run=run)
+        tracing.span_set(claim, claimed=attempt is not None)
     if attempt is None:
         return run if run.status in ImportRun.FINAL_STATUSES else None
+    tracing.span_set(span, attempt=run.attempt, fence=attempt.fence)
     heartbeat = Heartbeat(attempt)
     renewer = Renewer(
         lock=attempt.lock,
         lease=(connector_slots(run.project.connector), run.lock_token),
         on_renewed=heartbeat,
     ).start()
+    logger.info(
+        "attempt %s of run %s started (project %s, fence %s)",
+        run.attempt,
+        run.pk,
+        run.project_id,
+        attempt.fence,
+    )
     try:
-        _attempt_run(attempt, renewer=renewer, heartbeat=heartbeat)
+        _attempt_run(attempt, renewer=renewer, heartbeat=heartbeat, span=span)
     finally:
         renewer.stop()
         close_old_connections()
@@ -70,7 +108,9 @@ def import_run_execute(*, run_id: int) -> ImportRun | None:
     return run
 
 
-def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) -> None:
+def _attempt_run(
+    attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat, span=None
+) -> None:
     """Extract (or resume) and load; any failure is settled by the table."""
     run = attempt.run
     stage = stage_for(run.project, run.pk, attempt.fence)
@@ -90,7 +130,14 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
             return False
 
     try:
-        result, stage = _extract_or_resume(attempt, stage, should_stop)
+        with tracing.span("importhub.extract", run_id=run.pk) as extracting:
+            result, stage = _extract_or_resume(attempt, stage, should_stop)
+            tracing.span_set(
+                extracting,
+                rows_read=result.rows_read,
+                rows_rejected=result.rows_rejected,
+                duplicates=result.duplicates,
+            )
         if should_stop():
             raise ImportInterrupted
         # From here on a transient failure keeps the staged data: the next
@@ -105,11 +152,13 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
                     run=run,
                     kind=ImportRunEvent.Kind.REJECTED_ROWS,
                     actor=WORKER,
-                    message=_(
-                        "%(count)s rows did not fit the table's schema and were "
-                        "rejected; the first are kept here."
-                    )
-                    % {"count": result.rejected_at_load},
+                    message=Message(
+                        gettext_noop(
+                            "%(count)s rows did not fit the table's schema and "
+                            "were rejected; the first are kept here."
+                        ),
+                        count=result.rejected_at_load,
+                    ),
                     data={"samples": result.rejected_samples},
                 )
             for warning in result.warnings:
@@ -150,10 +199,23 @@ def _attempt_run(attempt: Attempt, *, renewer: Renewer, heartbeat: Heartbeat) ->
                 **result.counts(),
             )
 
-        with transaction.atomic():
+        with (
+            tracing.span("importhub.merge", run_id=run.pk) as merging,
+            transaction.atomic(),
+        ):
             import_run_load(run=run, stage=stage, result=result, finish=finish)
+            tracing.span_set(merging, **result.counts())
         keep_stage = False
+        logger.info("run %s succeeded: %s", run.pk, _success_message(result))
     except Exception as exc:
+        tracing.span_error(span, exc)
+        logger.warning(
+            "attempt %s of run %s stopped: %s: %s",
+            run.attempt,
+            run.pk,
+            type(exc).__name__,
+            exc,
+        )
         # Only a failure after the extraction, or after a checkpoint of it,
         # can keep the staged data.
         kept = attempt_settle(attempt, exc, renewer=renewer)
@@ -184,6 +246,7 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
     # An unlogged stage is emptied by a database crash: resume only from a
     # stage that still holds every row it was sealed with.
     if previous and previous.exists() and previous.count() == staged:
+        tracing.span_set(tracing.span_current(), resumed=True)
         result = LoadResult(
             rows_read=data.get("rows_read", 0),
             rows_rejected=data.get("rows_rejected", 0),
@@ -197,30 +260,38 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
         )
         attempt.record(
             ImportRunEvent.Kind.RESUMED,
-            message=_(
-                "The source was already extracted by attempt %(attempt)s; "
-                "loading the staged data without extracting again."
-            )
-            % {"attempt": data.get("attempt", "?")},
+            message=Message(
+                gettext_noop(
+                    "The source was already extracted by attempt %(attempt)s; "
+                    "loading the staged data without extracting again."
+                ),
+                attempt=data.get("attempt", "?"),
+            ),
             data=data,
         )
         return result, previous  # adopted: this attempt drops it when done
     attempt.update(extracted_at=None)
     resume = _checkpoint_adopt(attempt, stage)
+    connector = get_connector(run.project)
     result = import_run_extract(
         run=run,
-        connector=get_connector(run.project),
+        connector=connector,
         stage=stage,
         batch_size=settings.IMPORTHUB_BATCH_SIZE,
         should_stop=should_stop,
         # The pipeline reports about once a second.
-        on_progress=lambda progress: attempt.update(rows_read=progress.rows_read),
+        on_progress=lambda progress: attempt.update(
+            **progress_fields(connector, rows_read=progress.rows_read)
+        ),
         on_checkpoint=lambda checkpoint: attempt.update(checkpoint=checkpoint),
         resume=resume,
     )
     run.extracted_at = timezone.now()
+    logger.info("run %s extracted %s rows", run.pk, result.rows_read)
     attempt.update(
-        extracted_at=run.extracted_at, rows_read=result.rows_read, checkpoint=None
+        extracted_at=run.extracted_at,
+        checkpoint=None,
+        **progress_fields(connector, rows_read=result.rows_read, finished=True),
     )
     attempt.record(
         ImportRunEvent.Kind.EXTRACTED,
@@ -236,8 +307,10 @@ def _extract_or_resume(attempt: Attempt, stage, should_stop):
     if result.rejected_samples:
         attempt.record(
             ImportRunEvent.Kind.REJECTED_ROWS,
-            message=_("%(count)s rows were rejected; the first are kept here.")
-            % {"count": result.rows_rejected},
+            message=Message(
+                gettext_noop("%(count)s rows were rejected; the first are kept here."),
+                count=result.rows_rejected,
+            ),
             data={"samples": result.rejected_samples},
         )
     return result, stage
@@ -268,11 +341,13 @@ def _checkpoint_adopt(attempt: Attempt, stage) -> dict | None:
         return None
     attempt.record(
         ImportRunEvent.Kind.RESUMED,
-        message=_(
-            "Going on from the checkpoint of an earlier attempt: %(rows)s rows "
-            "were staged; the source is read again from there."
-        )
-        % {"rows": checkpoint["seq"]},
+        message=Message(
+            gettext_noop(
+                "Going on from the checkpoint of an earlier attempt: %(rows)s "
+                "rows were staged; the source is read again from there."
+            ),
+            rows=checkpoint["seq"],
+        ),
         data={"checkpoint": {k: checkpoint[k] for k in ("seq", "position")}},
     )
     return checkpoint
@@ -294,22 +369,25 @@ def _typed_extraction(result: LoadResult) -> dict:
     return found
 
 
-def _success_message(result: LoadResult) -> str:
+def _success_message(result: LoadResult) -> Message:
     if result.source_unchanged:
-        return _(
-            "The source has not changed since the last successful import; "
-            "nothing was read."
+        return Message(
+            gettext_noop(
+                "The source has not changed since the last successful import; "
+                "nothing was read."
+            )
         )
-    return _(
-        "%(read)s read, %(inserted)s inserted, %(updated)s updated, "
-        "%(unchanged)s unchanged, %(deleted)s deleted, %(rejected)s rejected, "
-        "%(duplicates)s duplicates."
-    ) % {
-        "read": result.rows_read,
-        "inserted": result.rows_inserted,
-        "updated": result.rows_updated,
-        "unchanged": result.rows_unchanged,
-        "deleted": result.rows_deleted,
-        "rejected": result.rows_rejected,
-        "duplicates": result.duplicates,
-    }
+    return Message(
+        gettext_noop(
+            "%(read)s read, %(inserted)s inserted, %(updated)s updated, "
+            "%(unchanged)s unchanged, %(deleted)s deleted, %(rejected)s rejected, "
+            "%(duplicates)s duplicates."
+        ),
+        read=result.rows_read,
+        inserted=result.rows_inserted,
+        updated=result.rows_updated,
+        unchanged=result.rows_unchanged,
+        deleted=result.rows_deleted,
+        rejected=result.rows_rejected,
+        duplicates=result.duplicates,
+    )

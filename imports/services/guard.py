@@ -2,114 +2,136 @@
 
 Every entry point (admin, commands, beat, the HTTP API and direct calls of the
 Celery tasks) ends here, so the rule "at most one active import per project,
-and no second one ever dispatched" is enforced in one place, in this order:
+and no second one ever dispatched" is enforced in one place. A request costs
+one Redis round trip and, if accepted, one database round trip and the
+publish; a request for many projects (a page of a selection, a beat tick)
+costs the same, not once per project:
 
-1. The Redis lock ``project:<id>`` is taken in one round trip. A busy
-   project is rejected here, before the database or the broker is touched.
-2. The run is written. The partial unique index ``one_active_run_per_project``
-   refuses a second active run even if Redis lost the lock (flush, failover),
-   and that refusal becomes the same ``ProjectBusy``.
-3. After the transaction commits, the lock's TTL is raised from a short grace
-   to the queued lease and the task is published (``dispatch.py``). If
-   publishing fails the run is failed with the reason and the lock released:
-   nothing is left behind.
+1. The run's id is reserved ahead (``run_rows``), so the lock's value can
+   name the run. One script per project takes its lock ``project:<id>``
+   and, in the same call, a slot of its connector (``locking.admission``);
+   the scripts of all projects go in one pipelined round trip. A busy
+   project is refused by that script, which also counts the refusal and
+   returns the token of the lock's holder, and so the run that holds it:
+   nothing is read from or written to the database for a refusal. (The
+   project's settings are validated only once its lock is taken, so a busy
+   project's refusal costs no validation either; an invalid one gives its
+   lock and slot back.)
+2. The accepted runs and their first events are written in one statement.
+   The partial unique index ``one_active_run_per_project`` still refuses a
+   second active run (Redis flushed, failed over), and that refusal becomes
+   the same ``ProjectBusy``. The same statement refuses a fencing token not
+   above the project's highest recorded one (Redis lost its counter); the
+   lock is then re-taken with that floor and the run written again.
+3. Once the runs are committed their tasks are published, over one producer
+   connection (``dispatch.py``). A run the broker refuses is failed with the
+   reason and its lock and slot released: nothing is left behind.
 
-Why the lock starts with a short grace TTL: if the caller's transaction rolls
-back, ``on_commit`` never runs and nobody would release the lock; with the
-grace it frees itself within seconds instead of blocking the project.
+Outside a transaction the statement commits at once, so the lock is taken
+with the queued lease right away. Inside the caller's transaction the lock
+starts with a short grace TTL instead and is extended after the commit: if
+the transaction rolls back, ``on_commit`` never runs and the lock frees
+itself within seconds rather than blocking the project.
 """
 
 import logging
-import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
+from connectors.messages import Message, gettext_noop
 from connectors.models import Connector
+from imports import tracing
 from imports.exceptions import (
     ConnectorBusy,
-    LockServiceUnavailable,
+    DispatchFailed,
+    ImportRequestError,
     ProjectBusy,
     ProjectNotImportable,
+    ProjectPaused,
 )
-from imports.locks import project_lock, project_lock_owner, stat_incr
-from imports.models import ImportRun, ImportRunEvent, Project
-from imports.services.dispatch import import_run_dispatch
-from imports.services.events import import_run_event_record
-from imports.services.selectors import project_active_run, project_fence_floor
-from imports.services.slots import run_slot_acquire, run_slot_release
-from imports.services.transitions import run_request_build
-from imports.services.waiting import SCHEDULER, run_wait
+from imports.locks import admissions_decide, project_admission, run_lock_token
+from imports.models import ImportRun, Project
+from imports.services.acceptance import (
+    admissions_release,
+    busy_refusal,
+    run_build,
+    runs_write,
+    unavailable_refusal,
+)
+from imports.services.dispatch import runs_publish
+from imports.services.run_rows import run_ids_give_back, run_ids_reserve
+from imports.services.waiting import runs_wait
 from imports.validation import project_settings_errors
 from locking import LockingUnavailable
+from locking.admission import Admitted, Full, Held
 
 logger = logging.getLogger(__name__)
+
+_TRIGGERS = frozenset(ImportRun.Trigger.values)
 
 # How long the lock lives between the take and the commit of the run.
 DISPATCH_GRACE_SECONDS = 60.0
 
 
-def _reject_busy(project: Project, *, active: ImportRun | None = None) -> ProjectBusy:
-    if active is None:
-        active = project_active_run(project_id=project.pk)
-    # A rejection is an expected outcome, not an error: one INFO line and a
-    # counter; no row is written for it.
-    stat_incr("rejected_busy")
-    logger.info(
-        "import rejected: project busy",
-        extra={"project_id": project.pk, "run_id": active.pk if active else None},
-    )
-    return ProjectBusy(project.pk, active_run_id=active.pk if active else None)
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """One project of a request, and the failed run it retries, if any."""
+
+    project: Project
+    retry_of: ImportRun | None = None
 
 
-def _lock_of_a_finished_run_freed(project: Project) -> bool:
-    """Free the project's lock if the run that holds it has already ended.
+@dataclass(slots=True)
+class RequestOutcome:
+    """What became of one project of a request: its run, or the refusal."""
 
-    A worker marks its run final, then releases the lock: for those few
-    milliseconds the project is not busy, and a request must not be refused
-    with no active run to show. Only a lock whose owner is a finished run of
-    this project is freed (compare-and-delete with that owner's token); a
-    lock whose run is not written yet (a request in flight) stays.
-    """
-    owner = project_lock_owner(project.pk)
-    if owner is None:
-        return True  # released meanwhile: try again
-    finished = (
-        ImportRun.objects.finished()
-        .filter(project_id=project.pk, lock_token=owner)
-        .exists()
-    )
-    if not finished or not project_lock(project.pk, token=owner).release():
-        return False
-    # Its slot lease goes with it (the worker is about to give both back).
-    run_slot_release(connector_id=project.connector_id, token=owner)
-    return True
-
-
-def _unavailable(exc: LockingUnavailable) -> LockServiceUnavailable:
-    return LockServiceUnavailable(
-        _("The lock service (Redis) is unreachable: %(error)s") % {"error": exc}
-    )
+    project: Project
+    run: ImportRun | None = None
+    error: ImportRequestError | None = None
 
 
 def project_importable_check(*, project: Project) -> None:
-    """Refuse a project that is switched off or whose settings are invalid.
+    """Refuse a project that is switched off, paused or whose settings are
+    invalid.
 
     Raises:
+        ProjectPaused: paused after failing too often (a ProjectNotImportable).
         ProjectNotImportable: with every reason, in words an operator reads.
     """
+    project_switches_check(project=project)
+    project_settings_check(project=project)
+
+
+def project_switches_check(*, project: Project) -> None:
+    """Refuse a project or connector that is switched off (no query)."""
     connector = project.connector
     if not project.is_active:
         raise ProjectNotImportable(
-            _("Project %(id)s is inactive and accepts no imports.") % {"id": project.pk}
+            Message(
+                gettext_noop("Project %(id)s is inactive and accepts no imports."),
+                id=project.pk,
+            )
         )
+    if project.paused_at is not None:
+        raise ProjectPaused(project)
     if not connector.is_enabled:
         raise ProjectNotImportable(
-            _("Connector “%(name)s” is disabled and accepts no imports.")
-            % {"name": connector.name}
+            Message(
+                gettext_noop(
+                    "Connector “%(name)s” is disabled and accepts no imports."
+                ),
+                name=connector.name,
+            )
         )
-    # Settings saved past the admin's form (a shell, a fixture) are checked
-    # here too: an invalid config never reaches a worker.
+
+
+def project_settings_check(*, project: Project) -> None:
+    """Refuse settings saved past the admin's form (a shell, a fixture):
+    an invalid config never reaches a worker."""
     problems = project_settings_errors(project)
     if problems:
         raise ProjectNotImportable(
@@ -144,98 +166,192 @@ def import_run_request(
         LockServiceUnavailable: Redis cannot be reached.
         DispatchFailed: the broker refused the task; the run is failed.
     """
-    project_importable_check(project=project)
-    connector = project.connector
+    (outcome,) = import_runs_request(
+        requests=[RunRequest(project, retry_of)],
+        requested_by=requested_by,
+        trigger=trigger,
+        confirm_deletions=confirm_deletions,
+        full_refresh=full_refresh,
+        reason=reason,
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.run
 
-    lock = project_lock(project.pk, token=uuid.uuid4().hex, ttl=DISPATCH_GRACE_SECONDS)
-    try:
-        fence = lock.acquire(fence_floor=project_fence_floor(project_id=project.pk))
-        if fence is None:
-            active = project_active_run(project_id=project.pk)
-            if active is not None or not _lock_of_a_finished_run_freed(project):
-                raise _reject_busy(project, active=active)
-            fence = lock.acquire(fence_floor=project_fence_floor(project_id=project.pk))
-    except LockingUnavailable as exc:
-        raise _unavailable(exc) from exc
-    if fence is None:
-        raise _reject_busy(project)
 
-    # The connector's slot, taken with the run's token. Like the lock it
-    # starts with a short grace TTL and is extended once the run commits.
-    try:
-        has_slot = run_slot_acquire(
-            connector=connector, token=lock.token, ttl=DISPATCH_GRACE_SECONDS
+def import_runs_request(
+    *,
+    requests: Sequence[RunRequest],
+    requested_by: str,
+    trigger: str,
+    confirm_deletions: bool = False,
+    full_refresh: bool = False,
+    reason: str = "",
+) -> list[RequestOutcome]:
+    """Request an import of each project at once; one outcome each, in order.
+
+    Each project is decided on its own, exactly as ``import_run_request``
+    decides one: accepted (``run``), or refused (``error``: busy, connector
+    busy, not importable, lock service unavailable, dispatch failed). A
+    project named twice is accepted once. Nothing is raised for a refusal;
+    a database error is raised, with every lock this call took released.
+
+    With tracing on, the request is a span (``importhub.request``); the
+    messages it publishes carry its context, so each run's attempts are
+    traced as its children.
+    """
+    with tracing.span("importhub.request", trigger=trigger, projects=len(requests)):
+        outcomes = _runs_request(
+            requests=requests,
+            requested_by=requested_by,
+            trigger=trigger,
+            confirm_deletions=confirm_deletions,
+            full_refresh=full_refresh,
+            reason=reason,
         )
-    except LockingUnavailable as exc:
-        lock.release()
-        raise _unavailable(exc) from exc
-    if not has_slot and connector.when_busy == Connector.WhenBusy.REJECT:
-        lock.release()
-        stat_incr("rejected_connector_busy")
-        raise ConnectorBusy(connector, limit=connector.max_concurrent_imports)
+        if tracing.tracing_enabled():
+            _span_outcomes(outcomes)
+        return outcomes
 
+
+def _span_outcomes(outcomes: list[RequestOutcome]) -> None:
+    current = tracing.span_current()
+    runs = [outcome.run.pk for outcome in outcomes if outcome.run is not None]
+    tracing.span_set(current, accepted=len(runs), refused=len(outcomes) - len(runs))
+    if len(outcomes) == 1:
+        (outcome,) = outcomes
+        tracing.span_set(
+            current,
+            project_id=outcome.project.pk,
+            run_id=runs[0] if runs else None,
+            refusal=type(outcome.error).__name__ if outcome.error else None,
+        )
+
+
+def _runs_request(
+    *,
+    requests: Sequence[RunRequest],
+    requested_by: str,
+    trigger: str,
+    confirm_deletions: bool,
+    full_refresh: bool,
+    reason: str,
+) -> list[RequestOutcome]:
+    if trigger not in _TRIGGERS:
+        raise ValueError(f"Unknown trigger {trigger!r}")
+    outcomes = [RequestOutcome(request.project) for request in requests]
+    pending: list[int] = []
+    seen: set[int] = set()
+    for index, request in enumerate(requests):
+        try:
+            project_switches_check(project=request.project)
+        except ProjectNotImportable as exc:
+            outcomes[index].error = exc
+            continue
+        if request.project.pk in seen:
+            outcomes[index].error = ProjectBusy(request.project.pk)
+            continue
+        seen.add(request.project.pk)
+        pending.append(index)
+    if not pending:
+        return outcomes
+
+    deferred = connection.in_atomic_block
+    ttl = (
+        DISPATCH_GRACE_SECONDS if deferred else settings.IMPORTHUB_DISPATCH_LOCK_SECONDS
+    )
+    ids = run_ids_reserve(len(pending))
+    admissions = {}
+    for index, run_id in zip(pending, ids, strict=True):
+        project = requests[index].project
+        admissions[index] = project_admission(
+            project.pk,
+            token=run_lock_token(run_id),
+            ttl=ttl,
+            connector=project.connector,
+            reject_when_full=project.connector.when_busy == Connector.WhenBusy.REJECT,
+        )
     try:
-        with transaction.atomic():
-            run = run_request_build(
-                project=project,
-                waiting=not has_slot,
-                trigger=trigger,
+        decided = admissions_decide(list(admissions.values()))
+    except LockingUnavailable as exc:
+        for index in pending:
+            outcomes[index].error = unavailable_refusal(exc)
+        return outcomes
+
+    runs: dict[int, ImportRun] = {}
+    unused: list[int | None] = []
+    for (index, admission), run_id, outcome in zip(
+        admissions.items(), ids, decided, strict=True
+    ):
+        project = requests[index].project
+        if not isinstance(outcome, Admitted):
+            unused.append(run_id)
+        if isinstance(outcome, Held):
+            outcomes[index].error = busy_refusal(project, holder=outcome.holder)
+        elif isinstance(outcome, Full):
+            connector = project.connector
+            outcomes[index].error = ConnectorBusy(
+                connector, limit=connector.max_concurrent_imports
+            )
+        elif (invalid := _settings_refusal(project)) is not None:
+            # Checked only now: a busy project's refusal costs no validation.
+            admissions_release([admission])
+            unused.append(run_id)
+            outcomes[index].error = invalid
+        else:
+            runs[index] = run_build(
+                project,
+                retry_of=requests[index].retry_of,
+                run_id=run_id,
+                admitted=outcome,
+                token=admission.lock.token,
                 requested_by=requested_by,
-                retry_of=retry_of,
-                fencing_token=fence,
-                lock_token=lock.token,
-                celery_task_id=str(uuid.uuid4()),
+                trigger=trigger,
                 deletions_confirmed=confirm_deletions,
                 full_refresh=full_refresh,
             )
-            # The foreign keys are the caller's objects: no query to check
-            # that they exist; the database's constraints hold anyway.
-            run.full_clean(exclude=["project", "retry_of"], validate_constraints=False)
-            run.save()
-            _record_request(
-                run, connector=connector, requested_by=requested_by, reason=reason
-            )
-            if has_slot:
-                transaction.on_commit(
-                    lambda: import_run_dispatch(run=run), robust=False
-                )
-            else:
-                transaction.on_commit(lambda: run_wait(run=run), robust=False)
-    except IntegrityError:
-        lock.release()
-        if has_slot:
-            run_slot_release(connector_id=connector.pk, token=lock.token)
-        if ImportRun.objects.active().filter(project_id=project.pk).exists():
-            raise _reject_busy(project)
-        raise
-    return run
-
-
-def _record_request(
-    run: ImportRun, *, connector: Connector, requested_by: str, reason: str = ""
-) -> None:
-    import_run_event_record(
-        run=run,
-        kind=ImportRunEvent.Kind.REQUESTED,
-        actor=requested_by,
-        message=_("Import requested (%(trigger)s).")
-        % {"trigger": run.get_trigger_display()},
-        data={
-            "trigger": run.trigger,
-            "retry_of": run.retry_of_id,
-            **({"confirm_deletions": True} if run.deletions_confirmed else {}),
-            **({"full_refresh": True} if run.full_refresh else {}),
-            **({"reason": reason[:500]} if reason else {}),
-        },
-    )
-    if run.status == ImportRun.Status.WAITING:
-        import_run_event_record(
-            run=run,
-            kind=ImportRunEvent.Kind.WAITING,
-            actor=SCHEDULER,
-            message=_(
-                "All %(limit)s slots of connector “%(name)s” are taken; "
-                "the run starts by itself when one frees."
-            )
-            % {"limit": connector.max_concurrent_imports, "name": connector.name},
+    run_ids_give_back(unused)
+    runs_write(runs, admissions, outcomes, requested_by=requested_by, reason=reason)
+    accepted = [outcomes[index].run for index in runs if outcomes[index].run]
+    if deferred:
+        # Published after the commit, under the request's trace context.
+        context = tracing.context_current()
+        transaction.on_commit(
+            lambda: _after_commit(accepted, hold=True, context=context), robust=False
         )
+    else:
+        failed = _after_commit(accepted, hold=False)
+        for index in runs:
+            run = outcomes[index].run
+            if run is not None and run.pk in failed:
+                outcomes[index].error = failed[run.pk]
+                outcomes[index].run = None
+    return outcomes
+
+
+def _settings_refusal(project: Project) -> ProjectNotImportable | None:
+    try:
+        project_settings_check(project=project)
+    except ProjectNotImportable as exc:
+        return exc
+    return None
+
+
+def _after_commit(
+    runs: list[ImportRun], *, hold: bool, context=None
+) -> dict[int, DispatchFailed]:
+    """Publish the queued runs (one producer connection) and settle the
+    waiting ones; return the runs the broker refused, by id.
+
+    ``hold``: the locks were taken with the grace TTL, so they are raised to
+    the queued lease first. Inside ``on_commit`` a refusal is raised.
+    """
+    queued = [run for run in runs if run.status == ImportRun.Status.QUEUED]
+    with tracing.context_attached(context):
+        failed = runs_publish(queued, hold=hold)
+    waiting = [run for run in runs if run.status == ImportRun.Status.WAITING]
+    if waiting:
+        runs_wait(waiting, hold=hold)
+    if hold and failed:
+        raise next(iter(failed.values()))
+    return failed

@@ -5,6 +5,7 @@ import logging
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from connectors.messages import Message, gettext_noop
 from imports.exceptions import RunNotCancellable, RunNotRetryable
 from imports.locks import project_lock, project_lock_force_release, run_cancel_flag_set
 from imports.models import ImportRun, Project, ProjectEvent
@@ -69,10 +70,13 @@ def import_run_cancel(
             data={"from": previous},
             error_class="Cancelled",
             error_message=(
-                _("Cancelled by %(who)s: %(reason)s")
-                % {"who": cancelled_by, "reason": reason}
+                Message(
+                    gettext_noop("Cancelled by %(who)s: %(reason)s"),
+                    who=cancelled_by,
+                    reason=reason,
+                )
                 if reason
-                else _("Cancelled by %(who)s.") % {"who": cancelled_by}
+                else Message(gettext_noop("Cancelled by %(who)s."), who=cancelled_by)
             ),
         )
     try:
@@ -120,8 +124,11 @@ def project_force_unlock(*, project: Project, unlocked_by: str, reason: str) -> 
                 actor=unlocked_by,
                 message=reason,
                 error_class="ForceUnlocked",
-                error_message=_("Force-unlocked by %(who)s: %(reason)s")
-                % {"who": unlocked_by, "reason": reason},
+                error_message=Message(
+                    gettext_noop("Force-unlocked by %(who)s: %(reason)s"),
+                    who=unlocked_by,
+                    reason=reason,
+                ),
             )
         released = project_lock_force_release(project.pk)
         ProjectEvent.objects.create(

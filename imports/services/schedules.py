@@ -9,14 +9,21 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from imports.exceptions import ConnectorBusy, ImportRequestError, ProjectBusy
+from connectors.messages import message_fields
+from imports import actors
+from imports.exceptions import (
+    ConnectorBusy,
+    ImportRequestError,
+    ProjectBusy,
+    ProjectPaused,
+)
 from imports.models import ImportRun, Project, ProjectEvent
-from imports.services.guard import import_run_request
+from imports.services.guard import RunRequest, import_run_request, import_runs_request
 
 logger = logging.getLogger(__name__)
 
 SCHEDULED_TASK_NAME = "imports.project_import_scheduled"
-SCHEDULE_ACTOR = "schedule"
+SCHEDULE_ACTOR = actors.SCHEDULE
 
 
 def project_schedule_name(project_id: int) -> str:
@@ -135,29 +142,73 @@ def project_import_scheduled(*, project_id: int) -> ImportRun | None:
             requested_by=SCHEDULE_ACTOR,
             trigger=ImportRun.Trigger.SCHEDULE,
         )
-    except (ProjectBusy, ConnectorBusy) as exc:
-        ProjectEvent.objects.create(
+    except ImportRequestError as exc:
+        _skip_event(project, exc).save()
+    return None
+
+
+def projects_import_scheduled(*, project_ids: list[int]) -> list[ImportRun]:
+    """One scheduled tick for each of many projects (a beat batch): one guard
+    call for all; the skipped ones recorded as ``project_import_scheduled``
+    records them, with one statement. Returns the new runs."""
+    found = Project.objects.select_related("connector").in_bulk(project_ids)
+    for project_id in project_ids:
+        if project_id not in found:
+            logger.warning(
+                "scheduled import of unknown project %s ignored",
+                project_id,
+                extra={"project_id": project_id},
+            )
+    outcomes = import_runs_request(
+        requests=[RunRequest(found[pid]) for pid in project_ids if pid in found],
+        requested_by=SCHEDULE_ACTOR,
+        trigger=ImportRun.Trigger.SCHEDULE,
+    )
+    skipped = [
+        _skip_event(outcome.project, outcome.error)
+        for outcome in outcomes
+        if outcome.error is not None
+    ]
+    if skipped:
+        ProjectEvent.objects.bulk_create(skipped)
+    busy = sum(1 for event in skipped if event.kind == ProjectEvent.Kind.SKIPPED_BUSY)
+    if busy:
+        logger.info("%s scheduled imports skipped: project busy", busy)
+    return [outcome.run for outcome in outcomes if outcome.run is not None]
+
+
+def _skip_event(project: Project, exc: ImportRequestError) -> ProjectEvent:
+    """The project event that records a skipped tick (not saved)."""
+    if isinstance(exc, ProjectBusy | ConnectorBusy):
+        return ProjectEvent(
             project=project,
             kind=ProjectEvent.Kind.SKIPPED_BUSY,
             actor=SCHEDULE_ACTOR,
-            message=str(exc),
+            **message_fields(exc),
             data={
                 "code": exc.default_code,
                 "active_run": getattr(exc, "active_run_id", None),
             },
         )
-    except ImportRequestError as exc:
-        ProjectEvent.objects.create(
+    if isinstance(exc, ProjectPaused):
+        # An operator paused it (or the auto-pause did): expected, no warning.
+        return ProjectEvent(
             project=project,
-            kind=ProjectEvent.Kind.SKIPPED_INVALID,
+            kind=ProjectEvent.Kind.SKIPPED_PAUSED,
             actor=SCHEDULE_ACTOR,
-            message=str(exc),
+            **message_fields(exc),
             data={"code": exc.default_code},
         )
-        logger.warning(
-            "scheduled import of project %s refused: %s",
-            project.pk,
-            exc,
-            extra={"project_id": project.pk},
-        )
-    return None
+    logger.warning(
+        "scheduled import of project %s refused: %s",
+        project.pk,
+        exc,
+        extra={"project_id": project.pk},
+    )
+    return ProjectEvent(
+        project=project,
+        kind=ProjectEvent.Kind.SKIPPED_INVALID,
+        actor=SCHEDULE_ACTOR,
+        **message_fields(exc),
+        data={"code": exc.default_code},
+    )

@@ -25,10 +25,11 @@ from datetime import timedelta
 import redis
 from django.db import connection
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy
 
 from connectors.exceptions import SourceError, TransientSourceError
+from connectors.messages import Message, gettext_noop, message_of
 from imports.loading import FenceRejected, ImportInterrupted
 from imports.models import ImportRun
 from imports.services.attempt import DATABASE_GONE, WORKER, Attempt, with_database
@@ -103,30 +104,36 @@ def attempt_settle(attempt: Attempt, exc: Exception, *, renewer: Renewer) -> boo
         # retried like any transient failure (the RETRY transition applies
         # only if nobody else moved the run meanwhile).
         if renewer.lost.is_set():
-            reason = renewer.lost_reason or _("taken by another owner")
+            reason = renewer.lost_reason or gettext_lazy("taken by another owner")
             attempt_retry_or_fail(
                 attempt,
                 error=LockLost(
-                    _("The run lost its project lock (%(reason)s) and stopped.")
-                    % {"reason": reason}
+                    Message(
+                        gettext_noop(
+                            "The run lost its project lock (%(reason)s) and stopped."
+                        ),
+                        reason=reason,
+                    )
                 ),
-                cause=str(_REDIS.cause),
+                cause=_REDIS.cause,
             )
     elif outcome is Outcome.FENCED:
         _end(
             attempt,
             LOSE_LOCK,
             error_class="LockLost",
-            message=_(
-                "A newer run of the project took over; nothing was written "
-                "(%(detail)s)."
-            )
-            % {"detail": exc},
+            message=Message(
+                gettext_noop(
+                    "A newer run of the project took over; nothing was written "
+                    "(%(detail)s)."
+                ),
+                detail=exc,
+            ),
         )
     elif outcome is Outcome.RETRY:
         if isinstance(exc, DATABASE_GONE):
             connection.close()
-        attempt_retry_or_fail(attempt, error=exc, cause=str(rule.cause))
+        attempt_retry_or_fail(attempt, error=exc, cause=rule.cause)
     else:
         if outcome is Outcome.UNEXPECTED:
             logger.exception("run %s failed unexpectedly", attempt.run.pk, exc_info=exc)
@@ -134,7 +141,7 @@ def attempt_settle(attempt: Attempt, exc: Exception, *, renewer: Renewer) -> boo
             attempt,
             FAIL,
             error_class=type(exc).__name__,
-            message=str(exc) or repr(exc),
+            message=message_of(exc),
         )
     return rule.keep_stage
 
@@ -144,7 +151,7 @@ def _end(
     transition: Transition,
     *,
     error_class: str,
-    message: str,
+    message: Message | str,
 ) -> bool:
     """End the attempt's run along ``transition``; False if no longer its."""
     return with_database(
@@ -160,19 +167,22 @@ def _end(
 
 
 def attempt_retry_or_fail(
-    attempt: Attempt, *, error: BaseException, cause: str
+    attempt: Attempt, *, error: BaseException, cause: str | Promise
 ) -> None:
     """A transient failure: schedule the next attempt, or fail if none is left."""
     run = attempt.run
     error_class = type(error).__name__
-    message = str(error) or repr(error)
+    message = message_of(error)
     if run.attempt >= 1 + run.project.max_retries:
         _end(
             attempt,
             FAIL,
             error_class=error_class,
-            message=_("%(message)s (gave up after %(count)s attempts)")
-            % {"message": message, "count": run.attempt},
+            message=Message(
+                gettext_noop("%(message)s (gave up after %(count)s attempts)"),
+                message=message,
+                count=run.attempt,
+            ),
         )
         return
     delay = retry_delay(
@@ -183,13 +193,13 @@ def attempt_retry_or_fail(
             run,
             guards=attempt.guards,
             actor=WORKER,
-            message=_("%(kind)s: %(message)s; attempt %(next)s in %(delay)ss.")
-            % {
-                "kind": cause,
-                "message": message,
-                "next": run.attempt + 1,
-                "delay": round(delay, 1),
-            },
+            message=Message(
+                gettext_noop("%(kind)s: %(message)s; attempt %(next)s in %(delay)ss."),
+                kind=cause,
+                message=message,
+                next=run.attempt + 1,
+                delay=round(delay, 1),
+            ),
             data={
                 "error_class": error_class,
                 "delay": round(delay, 3),

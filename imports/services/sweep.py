@@ -12,32 +12,29 @@ is alive, and the sweep leaves it alone.
 """
 
 import logging
-import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from imports.loading import (
-    STAGE_TABLE,
-    TableStage,
-    Target,
-    run_committed,
-    stages_present,
-    transaction_lock_timeout,
-)
-from imports.locks import project_lock, project_lock_held_by, project_locks_held
-from imports.models import RUN_COUNT_FIELDS, ImportRun, ImportRunEvent, Project
+from connectors.messages import Message, gettext_noop
+from imports import actors
+from imports.loading import run_committed, transaction_lock_timeout
+from imports.locks import project_lock, project_lock_held_by, run_lock_token
+from imports.models import RUN_COUNT_FIELDS, ImportRun, ImportRunEvent
 from imports.services.dispatch import import_run_dispatch
 from imports.services.events import import_run_event_record
-from imports.services.guard import DISPATCH_GRACE_SECONDS
+from imports.services.orphans import (
+    locks_release_orphaned,
+    slots_release_orphaned,
+    stages_drop_orphaned,
+)
 from imports.services.transitions import REAP_FAIL, REAP_RETRY, RECONCILE
 from imports.services.waiting import connector_waiting_promote, run_slot_free
 from locking import LockingUnavailable
 
-REAPER = "reaper"
+REAPER = actors.REAPER
 # How long the sweep waits for a row or table lock before it moves on: a
 # stalled worker's transaction must not stall the sweep for everyone.
 SWEEP_LOCK_TIMEOUT_MS = 2000
@@ -72,17 +69,18 @@ def _record_failure(step: str, run: ImportRun, exc: Exception) -> None:
         run.pk,
         extra={"run_id": run.pk, "project_id": run.project_id},
     )
-    message = _("The sweep could not %(step)s this run: %(error)s") % {
-        "step": step,
-        "error": f"{type(exc).__name__}: {exc}",
-    }
+    message = Message(
+        gettext_noop("The sweep could not %(step)s this run: %(error)s"),
+        step=step,
+        error=f"{type(exc).__name__}: {exc}",
+    )
     try:
         last = run.events.order_by("-at", "-id").first()
         # Once per distinct failure, not once per sweep tick.
         if (
             last is None
             or last.kind != ImportRunEvent.Kind.SWEEP_FAILED
-            or (last.message != message)
+            or (last.message_id, last.message_params) != (message.msgid, message.params)
         ):
             import_run_event_record(
                 run=run,
@@ -111,6 +109,8 @@ def runs_sweep() -> dict[str, int]:
     """One pass of every check; returns how many runs each step touched."""
     summary = {
         "reaped": runs_reap_lost(),
+        # Before the promotion: a slot whose release was lost is free again.
+        "slots_released": slots_release_orphaned(),
         "retries_dispatched": runs_dispatch_due_retries(),
         "redispatched": runs_redispatch_queued(),
         "promoted": runs_promote_waiting(),
@@ -136,10 +136,11 @@ def _reap(run: ImportRun) -> bool:
     if project_lock_held_by(run.project_id, run.lock_token):
         return False  # the renewer keeps it: the worker is alive
     retry = run.attempt < 1 + run.project.max_retries
-    reason = _("Worker lost: no heartbeat since %(at)s (lease %(lease)s s).") % {
-        "at": run.heartbeat_at.isoformat(timespec="seconds"),
-        "lease": settings.IMPORTHUB_LEASE_SECONDS,
-    }
+    reason = Message(
+        gettext_noop("Worker lost: no heartbeat since %(at)s (lease %(lease)s s)."),
+        at=run.heartbeat_at.isoformat(timespec="seconds"),
+        lease=settings.IMPORTHUB_LEASE_SECONDS,
+    )
     lost_token = run.lock_token
     reaped = {
         "actor": REAPER,
@@ -162,9 +163,11 @@ def _reap(run: ImportRun) -> bool:
             updated = RECONCILE.apply(
                 run,
                 actor=REAPER,
-                message=_(
-                    "The worker was lost after the data committed in the "
-                    "destination; the run follows the destination's record."
+                message=Message(
+                    gettext_noop(
+                        "The worker was lost after the data committed in the "
+                        "destination; the run follows the destination's record."
+                    )
                 ),
                 guards=reaped["guards"],
                 error_class="",
@@ -180,7 +183,7 @@ def _reap(run: ImportRun) -> bool:
                 run,
                 **reaped,
                 attempt=run.attempt + 1,
-                lock_token=uuid.uuid4().hex,
+                lock_token=run_lock_token(run.pk),
                 next_attempt_at=timezone.now(),
             )
         else:
@@ -241,8 +244,10 @@ def runs_redispatch_queued() -> int:
             run=run,
             kind=ImportRunEvent.Kind.DISPATCHED,
             actor=REAPER,
-            message=_("Not started %(after)s s after its dispatch; sent again.")
-            % {"after": int(settings.IMPORTHUB_REDISPATCH_SECONDS)},
+            message=Message(
+                gettext_noop("Not started %(after)s s after its dispatch; sent again."),
+                after=int(settings.IMPORTHUB_REDISPATCH_SECONDS),
+            ),
         )
         return True
 
@@ -286,76 +291,12 @@ def runs_revoke_cancelled() -> int:
             run=run,
             kind=ImportRunEvent.Kind.REVOKED,
             actor=REAPER,
-            message=_("The worker did not stop within %(grace)s s; revoked.")
-            % {"grace": settings.IMPORTHUB_CANCEL_GRACE_SECONDS},
+            message=Message(
+                gettext_noop("The worker did not stop within %(grace)s s; revoked."),
+                grace=settings.IMPORTHUB_CANCEL_GRACE_SECONDS,
+            ),
         )
         run_slot_free(connector_id=run.project.connector_id, token=run.lock_token)
         return True
 
     return _each("revoke", recent, revoke)
-
-
-def locks_release_orphaned() -> int:
-    """Release project locks whose owner is no active run.
-
-    A lock younger than the dispatch grace may belong to a request that has
-    not committed its run yet; it is left alone (it expires by itself).
-    """
-    released = 0
-    try:
-        for project_id, owner, left in project_locks_held():
-            if left <= DISPATCH_GRACE_SECONDS:
-                continue
-            if (
-                ImportRun.objects.active()
-                .filter(project_id=project_id, lock_token=owner)
-                .exists()
-            ):
-                continue
-            # Compare-and-delete: only that owner's lock goes.
-            if project_lock(project_id, token=owner).release():
-                released += 1
-                logger.warning("released orphaned lock of project %s", project_id)
-    except LockingUnavailable:
-        pass
-    return released
-
-
-def _destination_stages() -> list:
-    """The staging tables in other databases that projects' tables land in."""
-    found = []
-    projects = Project.objects.filter(
-        layout=Project.Layout.TABLE, destination__isnull=False
-    ).order_by("destination_id", "pk")
-    seen = set()
-    for project in projects.select_related("destination"):
-        if project.destination_id in seen:
-            continue
-        seen.add(project.destination_id)
-        try:
-            target = Target(project)
-            names = target.db.introspection.table_names()
-        except Exception:  # noqa: BLE001 - unreachable: try at the next sweep
-            logger.warning("destination %s unreachable", project.destination_id)
-            continue
-        for name in names:
-            if match := STAGE_TABLE.match(name):
-                found.append((int(match.group(1)), TableStage(target, 0, table=name)))
-    return found
-
-
-def stages_drop_orphaned() -> int:
-    """Drop staging tables whose run is over (left by a killed worker)."""
-    stages = stages_present() + _destination_stages()
-    if not stages:
-        return 0
-    active = set(
-        ImportRun.objects.filter(pk__in=[run_id for run_id, _stage in stages])
-        .exclude(status__in=ImportRun.FINAL_STATUSES)
-        .values_list("pk", flat=True)
-    )
-    # A paused worker may still hold its table (its COPY is open): never
-    # wait for it, try again at the next sweep.
-    return sum(
-        stage.drop_unless_busy() for run_id, stage in stages if run_id not in active
-    )

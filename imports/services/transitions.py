@@ -26,8 +26,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from connectors.messages import Message, message_fields
 from imports.models import RUN_COUNT_FIELDS, ImportRun, ImportRunEvent
 from imports.services.events import import_run_event_record
+from imports.services.notifications import run_end_guarded
 
 Status = ImportRun.Status
 Kind = ImportRunEvent.Kind
@@ -59,7 +61,7 @@ class Transition:
         run: ImportRun,
         *,
         actor: str,
-        message: str = "",
+        message: Message | str = "",
         data: dict[str, Any] | None = None,
         source: str | None = None,
         guards: dict[str, Any] | None = None,
@@ -71,7 +73,9 @@ class Transition:
         ``guards`` are further conditions of the UPDATE (a fencing token, a
         lock token, a heartbeat). ``values`` are the fields written, each of
         which the transition must declare. On success the in-memory ``run``
-        is updated too.
+        is updated too. ``message`` and ``error_message`` may be a
+        ``Message``: stored as its id and parameters, shown in the reader's
+        language.
         """
         unknown = set(values) - self.fields
         if unknown:
@@ -85,6 +89,10 @@ class Transition:
                     f"transition {self.name} does not leave {source!r}"
                 )
             sources = (source,)
+        if "error_message" in values:
+            values.update(
+                message_fields(values.pop("error_message"), field="error_message")
+            )
         if self.ends:
             values.setdefault("finished_at", timezone.now())
             values.setdefault("next_attempt_at", None)
@@ -98,6 +106,10 @@ class Transition:
                 import_run_event_record(
                     run=run, kind=self.event, actor=actor, message=message, data=data
                 )
+                if self.ends:
+                    # The outbox rows (and an auto-pause) commit with the
+                    # final status, or not at all.
+                    run_end_guarded(run=run, status=self.target, changes=changes)
         if changed:
             for name, value in changes.items():
                 setattr(run, name, value)

@@ -11,7 +11,9 @@ import logging
 
 from django.conf import settings
 
+from connectors.messages import Message, gettext_noop
 from connectors.models import Connector
+from imports import actors
 from imports.locks import project_lock
 from imports.models import ImportRun
 from imports.services.dispatch import import_run_dispatch
@@ -26,7 +28,7 @@ from locking import LockingUnavailable
 
 logger = logging.getLogger(__name__)
 
-SCHEDULER = "scheduler"
+SCHEDULER = actors.SCHEDULER
 
 
 def run_slot_free(*, connector_id: int, token: str) -> None:
@@ -38,18 +40,28 @@ def run_slot_free(*, connector_id: int, token: str) -> None:
         logger.exception("promoting the waiting runs of connector %s", connector_id)
 
 
-def run_wait(*, run: ImportRun) -> None:
-    """After a waiting run's commit: hold its project, promote if a slot freed."""
-    lock = project_lock(run.project_id, token=run.lock_token)
-    try:
-        if not lock.extend(settings.IMPORTHUB_DISPATCH_LOCK_SECONDS):
-            lock.acquire(fence_floor=run.fencing_token or 0)
-    except LockingUnavailable:
-        logger.warning("could not extend the lock of waiting run %s", run.pk)
-    # A slot may have freed between the take and the commit; only then is
-    # there anything to promote (thousands of waiting runs are common).
-    if connector_slot_free(connector=run.project.connector):
-        connector_waiting_promote(connector_id=run.project.connector_id)
+def runs_wait(runs: list[ImportRun], *, hold: bool = True) -> None:
+    """After waiting runs' commit: hold their projects (``hold``: their locks
+    were taken with a grace TTL), and promote where a slot freed meanwhile.
+
+    A slot may have freed between the take and the commit; only then is
+    there anything to promote. That is checked once per connector, not once
+    per run: a beat tick can leave thousands of runs waiting on one.
+    """
+    connectors = {}
+    for run in runs:
+        connectors.setdefault(run.project.connector_id, run.project.connector)
+        if not hold:
+            continue
+        lock = project_lock(run.project_id, token=run.lock_token)
+        try:
+            if not lock.extend(settings.IMPORTHUB_DISPATCH_LOCK_SECONDS):
+                lock.acquire(fence_floor=run.fencing_token or 0)
+        except LockingUnavailable:
+            logger.warning("could not extend the lock of waiting run %s", run.pk)
+    for connector in connectors.values():
+        if connector_slot_free(connector=connector):
+            connector_waiting_promote(connector_id=connector.pk)
 
 
 def connector_waiting_promote(*, connector_id: int, limit: int = 100) -> list[int]:
@@ -91,7 +103,9 @@ def connector_waiting_promote(*, connector_id: int, limit: int = 100) -> list[in
         moved = PROMOTE.apply(
             run,
             actor=SCHEDULER,
-            message="A slot of the connector freed; the run is dispatched.",
+            message=Message(
+                gettext_noop("A slot of the connector freed; the run is dispatched.")
+            ),
             guards={"lock_token": run.lock_token},
             dispatched_at=None,
         )

@@ -1,5 +1,7 @@
 """The project page: Import now, last runs, schedule and Force unlock."""
 
+import re
+
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.messages import get_messages
@@ -47,8 +49,16 @@ class TestImportNow:
         project = make_project()
         self.import_now(admin_client, project)
         response = self.import_now(admin_client, project)
+        active = ImportRun.objects.get(project=project)
+        # The contract's text exactly, the active run linked beside it.
         assert shown_messages(response) == [
-            ("error", PROJECT_BUSY_MESSAGE.format(project_id=project.pk))
+            (
+                "error",
+                f'<span class="busy-message">'
+                f"{PROJECT_BUSY_MESSAGE.format(project_id=project.pk)}</span> "
+                f'<a class="busy-run" href="/admin/imports/importrun/{active.pk}'
+                f'/change/">open the active run #{active.pk}</a>',
+            )
         ]
         assert ImportRun.objects.filter(project=project).count() == 1
         assert published() == 1
@@ -79,9 +89,19 @@ class TestImportNowAction:
         response = self.act(admin_client, [busy, idle, other])
         [(level, text)] = shown_messages(response)
         assert level == "warning"
+        active = ImportRun.objects.get(project=busy)
+        started = ImportRun.objects.filter(project__in=[idle, other]).order_by("pk")
         assert text == (
             "2 imports were started. 1 was not started: "
+            '<span class="busy-message">'
             + PROJECT_BUSY_MESSAGE.format(project_id=busy.pk)
+            + f'</span> <a class="busy-run" href="/admin/imports/importrun/'
+            f'{active.pk}/change/">open the active run #{active.pk}</a> Started: '
+            + ", ".join(
+                f'<a class="started-run" href="/admin/imports/importrun/{run.pk}'
+                f'/change/">#{run.pk}</a>'
+                for run in started
+            )
         )
         assert ImportRun.objects.filter(project__in=[idle, other]).count() == 2
         assert published() == 3
@@ -106,11 +126,14 @@ class TestDetails:
             from imports.locks import project_lock_force_release
 
             project_lock_force_release(project.pk)
-        oldest = ImportRun.objects.filter(project=project).order_by("pk").first()
         active = request_run(project)
         html = admin_client.get(change_url(project)).content.decode()
-        assert html.count("<tr><td><a href='/admin/imports/importrun/") == 10
-        assert f"/admin/imports/importrun/{oldest.pk}/change/'" not in html
+        listed = re.findall(r"<tr><td><a href='/admin/imports/importrun/(\d+)/", html)
+        newest = ImportRun.objects.filter(project=project).order_by(
+            "-created_at", "-id"
+        )
+        assert [int(pk) for pk in listed] == [run.pk for run in newest[:10]]
+        assert active.pk == int(listed[0])
         active_url = f"/admin/imports/importrun/{active.pk}/change/"
         active_link = f'Importing: <a href="{active_url}"'
         assert active_link in html

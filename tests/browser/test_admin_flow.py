@@ -21,6 +21,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.e2e,
     pytest.mark.browser,
+    pytest.mark.slow,
 ]
 
 PASSWORD = "correct horse battery staple"
@@ -112,9 +113,11 @@ def test_operator_flow(
     run = ImportRun.objects.get(project=slow)
     page.click("#project-import-now")
     page.wait_for_selector(".messagelist .error")
-    assert message_texts(page, "error") == [
-        PROJECT_BUSY_MESSAGE.format(project_id=slow.pk)
-    ]
+    # The contract's text exactly, and beside it a link to the active run.
+    busy = page.locator(".messagelist .error .busy-message")
+    assert busy.inner_text() == PROJECT_BUSY_MESSAGE.format(project_id=slow.pk)
+    link = page.locator(".messagelist .error a.busy-run")
+    assert link.get_attribute("href") == f"/admin/imports/importrun/{run.pk}/change/"
     screenshot(page, "import-now-twice-busy")
     assert ImportRun.objects.filter(project=slow).count() == 1
 

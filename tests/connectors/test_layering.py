@@ -58,9 +58,11 @@ def test_the_modules_form_no_cycle():
 
 
 def test_the_layers():
-    """exceptions <- options, secrets <- base <- connectors <- registry <- rest."""
+    """messages <- exceptions <- options, secrets <- base <- connectors <-
+    registry <- rest."""
     edges = graph()
-    assert edges["connectors.exceptions"] == set()
+    assert edges["connectors.messages"] == set()
+    assert edges["connectors.exceptions"] <= {"connectors.messages"}
     assert edges["connectors.secrets"] == set()
     assert edges["connectors.base"] <= {"connectors.secrets", "connectors.exceptions"}
     for name in ("connectors.csv", "connectors.http_json", "connectors.sql"):

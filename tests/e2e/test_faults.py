@@ -21,10 +21,14 @@ from imports.models import ImportRun, ImportRunEvent, Record
 from imports.services.execution import import_run_execute
 from imports.services.guard import import_run_request
 from imports.services.sweep import runs_sweep
-from tests.conftest import ARTIFACTS, ROOT, WorkerProcess, wait_for
+from tests.conftest import LOGS, ROOT, WorkerProcess, wait_for
 from tests.locking.conftest import PrivateRedis
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.e2e,
+    pytest.mark.brokers,
+]
 
 
 def database_url() -> str:
@@ -202,6 +206,7 @@ def test_database_cut_is_transient(
     assert Record.objects.filter(project=project).count() == rows
 
 
+@pytest.mark.brokers("redis")  # its own Redis is lock store and broker
 def test_redis_flushed_mid_run_never_allows_a_second_run(
     make_project, write_csv, worker_env, tmp_path, settings
 ):
@@ -219,7 +224,7 @@ def test_redis_flushed_mid_run_never_allows_a_second_run(
     path = write_csv([(i, "x", i) for i in range(300_000)])
     project = make_project(source={"path": str(path)})
     worker = WorkerProcess(
-        env=env, log_path=ARTIFACTS / "logs" / "flush-worker.log", pool="solo"
+        env=env, log_path=LOGS / "flush-worker.log", pool="solo"
     ).start()
 
     def command():

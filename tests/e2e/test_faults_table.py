@@ -20,7 +20,11 @@ from tests.e2e.test_faults import (
 )
 from tests.imports.loading.table_helpers import table_rows
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 MERGE = "WITH changed AS"
 

@@ -1,22 +1,26 @@
 """A worker's warm shutdown finishes its run; a redelivery never runs twice."""
 
 import signal
-import uuid
 
 import pytest
 
 from imports.models import ImportRun, ImportRunEvent, Record
 from imports.services.guard import import_run_request
-from tests.conftest import ARTIFACTS, WorkerProcess, wait_for
+from tests.conftest import LOGS, WorkerProcess, wait_for
 from tests.connectors.servers import LocalHttpServer, Reply
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.e2e,
+    pytest.mark.brokers,
+]
 
 
 @pytest.fixture
-def own_queue(settings):
-    settings.IMPORTHUB_TASK_QUEUE = f"stop-{uuid.uuid4().hex[:8]}"
-    return settings.IMPORTHUB_TASK_QUEUE
+def own_queue(settings, broker):
+    settings.IMPORTHUB_TASK_QUEUE = broker.queue("stop")
+    yield settings.IMPORTHUB_TASK_QUEUE
+    broker.delete(settings.IMPORTHUB_TASK_QUEUE)
 
 
 def test_warm_shutdown_finishes_the_current_run(
@@ -27,7 +31,7 @@ def test_warm_shutdown_finishes_the_current_run(
     project = make_project(source={"path": str(path)})
     worker = WorkerProcess(
         env={**worker_env, "IMPORTHUB_TASK_QUEUE": own_queue},
-        log_path=ARTIFACTS / "logs" / "warm-shutdown.log",
+        log_path=LOGS / "warm-shutdown.log",
         concurrency=1,
     ).start()
     try:
@@ -48,11 +52,16 @@ def test_warm_shutdown_finishes_the_current_run(
 
 def test_visibility_timeout_outlasts_any_import(settings):
     """The broker never redelivers a running import's message: its
-    visibility timeout is longer than the cap on an import's runtime."""
+    visibility timeout is longer than the cap on an import's runtime plus
+    the longest retry countdown (held unacked on the worker)."""
     from config.celery import app
 
     visibility = app.conf.broker_transport_options["visibility_timeout"]
-    assert visibility > settings.IMPORTHUB_MAX_RUNTIME_SECONDS
+    assert visibility > (
+        settings.IMPORTHUB_MAX_RUNTIME_SECONDS
+        + 60  # the hard time limit's grace
+        + settings.IMPORTHUB_RETRY_MAX_SECONDS
+    )
 
 
 def test_duplicate_message_of_a_running_import_is_ignored(
@@ -70,7 +79,7 @@ def test_duplicate_message_of_a_running_import_is_ignored(
     workers = [
         WorkerProcess(
             env={**worker_env, "IMPORTHUB_TASK_QUEUE": own_queue},
-            log_path=ARTIFACTS / "logs" / f"duplicate-{n}.log",
+            log_path=LOGS / f"duplicate-{n}.log",
             concurrency=1,
         ).start()
         for n in range(2)
@@ -112,7 +121,7 @@ def test_cancelled_run_that_does_not_stop_is_revoked(
     project = make_project(source={"url": server.url("/stuck.csv")})
     worker = WorkerProcess(
         env={**worker_env, "IMPORTHUB_TASK_QUEUE": own_queue},
-        log_path=ARTIFACTS / "logs" / "revoke.log",
+        log_path=LOGS / "revoke.log",
         concurrency=1,
     ).start()
     try:

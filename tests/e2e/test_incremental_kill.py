@@ -16,7 +16,11 @@ from tests.e2e.test_faults import backends, database_url, request, sweep_until
 from tests.imports.loading.table_helpers import table_rows
 from tests.imports.loading.test_incremental_trials import slow_merges_allow
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.e2e,
+    pytest.mark.slow,
+]
 
 QUERY = (
     "SELECT id, name, updated FROM items "

@@ -6,10 +6,14 @@ import pytest
 from imports.models import ImportRun, ImportRunEvent, Record
 from imports.services.execution import import_run_execute
 from imports.services.guard import import_run_request
-from tests.conftest import ARTIFACTS, WorkerProcess, wait_for
+from tests.conftest import LOGS, WorkerProcess, wait_for
 from tests.imports.loading.table_helpers import table_rows
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.e2e,
+    pytest.mark.brokers,
+]
 
 ROWS = 200_000
 
@@ -39,11 +43,11 @@ def names(project) -> dict[str, int]:
 
 @pytest.mark.parametrize("layout", ["records", "table"])
 def test_sigkill_mid_load_changes_nothing(
-    worker_env, make_project, write_csv, settings, layout
+    worker_env, make_project, write_csv, settings, layout, own_queue
 ):
     """SIGKILL during the merge: another connection sees the old data."""
-    # A queue of its own, so that only the worker killed here can take it.
-    settings.IMPORTHUB_TASK_QUEUE = f"{settings.IMPORTHUB_TASK_QUEUE}-kill"
+    # A queue of its own (own_queue), so that only the worker killed here
+    # can take it.
     path = write_csv([(i, "old", i) for i in range(ROWS)])
     project = make_project(source={"path": str(path)}, layout=layout)
     first = import_run_request(project=project, requested_by="t", trigger="command")
@@ -53,7 +57,7 @@ def test_sigkill_mid_load_changes_nothing(
     write_csv([(i, "new", i) for i in range(ROWS)], name=path.name)
     worker = WorkerProcess(
         env={**worker_env, "IMPORTHUB_TASK_QUEUE": settings.IMPORTHUB_TASK_QUEUE},
-        log_path=ARTIFACTS / "logs" / "celery-worker-killed.log",
+        log_path=LOGS / f"celery-worker-killed-{layout}.log",
         concurrency=1,
         pool="solo",
     ).start()

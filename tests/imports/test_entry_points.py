@@ -40,8 +40,15 @@ class TestAdminImportNow:
         project = make_project()
         response = self.post_import_now(admin_client, project)
         messages = [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
-        assert messages == [("success", "1 import was started.")]
         run = ImportRun.objects.get(project=project)
+        change = f"/admin/imports/importrun/{run.pk}/change/"
+        assert messages == [
+            (
+                "success",
+                "1 import was started. Started: "
+                f'<a class="started-run" href="{change}">#{run.pk}</a>',
+            )
+        ]
         assert run.trigger == ImportRun.Trigger.ADMIN
         assert run.requested_by == "admin"
         assert published() == 1
@@ -53,7 +60,14 @@ class TestAdminImportNow:
         project, _ = busy_project
         response = self.post_import_now(admin_client, project)
         messages = [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
-        assert messages == [("error", busy_message(project))]
+        active = ImportRun.objects.get(project=project)
+        # The contract's exact text, and a link to the run that holds it.
+        assert [level for level, _text in messages] == ["error"]
+        assert (
+            f'<span class="busy-message">{busy_message(project)}</span>'
+            in (messages[0][1])
+        )
+        assert f"/admin/imports/importrun/{active.pk}/change/" in messages[0][1]
         assert ImportRun.objects.filter(project=project).count() == 1
         assert published() == 1
 

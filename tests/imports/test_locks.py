@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from connectors.models import Connector
 from imports.locks import (
-    beat_tick_claim,
+    beat_ticks_claim,
     connector_slots,
     connector_slots_for_id,
     project_lock,
@@ -129,12 +129,12 @@ def test_run_cancel_flag(settings):
 
 def test_beat_tick_claim():
     """The first beat to claim a tick gets it; the claim expires with its
-    window."""
-    assert beat_tick_claim("entry", 0.2) is True
-    assert beat_tick_claim("entry", 0.2) is False
-    assert beat_tick_claim("another", 0.2) is True
+    window. Many ticks are claimed in one call, each on its own."""
+    assert beat_ticks_claim([("entry", 0.2)]) == [True]
+    assert beat_ticks_claim([("entry", 0.2), ("another", 0.2)]) == [False, True]
+    assert beat_ticks_claim([]) == []
     time.sleep(0.3)
-    assert beat_tick_claim("entry", 0.2) is True
+    assert beat_ticks_claim([("entry", 0.2), ("another", 5)]) == [True, True]
 
 
 def test_stats():
@@ -158,7 +158,7 @@ def test_unreachable_redis_raises_locking_unavailable():
             lambda: list(project_locks_held()),
             lambda: project_lock_owner(1),
             lambda: project_lock_held_by(1, "t"),
-            lambda: beat_tick_claim("entry", 1),
+            lambda: beat_ticks_claim([("entry", 1)]),
         ):
             with pytest.raises(LockingUnavailable) as info:
                 operation()

@@ -9,7 +9,7 @@ import pytest
 from imports.logging import JsonFormatter, RunContextFilter, run_log_context
 from imports.models import ImportRun
 from imports.services.guard import import_run_request
-from tests.conftest import ARTIFACTS, WorkerProcess, wait_for
+from tests.conftest import LOGS, WorkerProcess, wait_for
 
 
 def format_record(message, **extra):
@@ -60,7 +60,7 @@ def test_worker_log_lines_of_a_run_carry_its_ids(
         IMPORTHUB_TASK_QUEUE=settings.IMPORTHUB_TASK_QUEUE,
         IMPORTHUB_REDIS_PREFIX=settings.IMPORTHUB_REDIS_PREFIX,
     )
-    log_path = ARTIFACTS / "logs" / f"json-worker-{uuid.uuid4().hex[:8]}.log"
+    log_path = LOGS / f"json-worker-{uuid.uuid4().hex[:8]}.log"
     worker = WorkerProcess(env=env, log_path=log_path, concurrency=1).start()
     try:
         project = make_project(source={"path": str(write_csv([(1, "a", 2)]))})

@@ -161,3 +161,37 @@ def test_tick_windows():
 
     assert tick_window_seconds(schedules.crontab()) == 30
     assert tick_window_seconds(schedules.schedule(10)) == 5
+
+
+class TestScheduledBatch:
+    def test_a_batch_of_ticks_is_decided_per_project(
+        self, make_project, published, caplog
+    ):
+        """Beat's batch: one guard call; each project gets its own outcome."""
+        from imports.services.schedules import projects_import_scheduled
+
+        idle, busy, inactive = make_project(), make_project(), make_project()
+        inactive.is_active = False
+        inactive.save(update_fields=["is_active"])
+        first = project_import_scheduled_task.apply_async(
+            kwargs={"project_id": busy.pk}
+        )
+        caplog.set_level(logging.INFO)
+        runs = projects_import_scheduled(
+            project_ids=[idle.pk, busy.pk, inactive.pk, 999_999_999]
+        )
+        assert [run.project_id for run in runs] == [idle.pk]
+        assert published() == 2
+        assert ImportRun.objects.filter(project=busy).count() == 1
+        skipped = ProjectEvent.objects.get(project=busy)
+        assert skipped.kind == ProjectEvent.Kind.SKIPPED_BUSY
+        assert skipped.data == {
+            "code": "project_busy",
+            "active_run": ImportRun.objects.get(celery_task_id=first.id).pk,
+        }
+        refused = ProjectEvent.objects.get(project=inactive)
+        assert refused.kind == ProjectEvent.Kind.SKIPPED_INVALID
+        assert not ImportRun.objects.filter(project=inactive).exists()
+        assert any(
+            "unknown project 999999999" in r.getMessage() for r in caplog.records
+        )

@@ -13,6 +13,8 @@ PINNED_NAMES = {
     "project_import_task": "imports.project_import",
     "runs_sweep_task": "imports.runs_sweep",
     "project_import_scheduled_task": "imports.project_import_scheduled",
+    "notification_deliver_task": "imports.notification_deliver",
+    "notifications_deliver_due_task": "imports.notifications_deliver_due",
 }
 
 

@@ -7,77 +7,24 @@ loopback ports (``redis-server --cluster-enabled yes``), joins them with
 is not touched.
 """
 
-import os
 import shutil
-import socket
-import subprocess
 import time
 import uuid
 
 import pytest
-import redis
-from redis.cluster import RedisCluster
 
 from locking import Lock, Semaphore
-
-from .conftest import PrivateRedis, free_port
+from tests.redis_topologies import local_cluster
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-cli") is None, reason="redis-cli is needed to build a cluster"
 )
 
 
-def cluster_port() -> int:
-    """A free port whose cluster bus port (the port + 10000) is free too."""
-    while True:
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    nodes = []
-    try:
-        for _ in range(3):
-            folder = tmp_path_factory.mktemp("node")
-            node = PrivateRedis(str(folder))
-            node.port = cluster_port()
-            node.url = f"redis://127.0.0.1:{node.port}/0"
-            nodes.append(node)  # stopped afterwards, even if it fails to start
-            node.start(
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", os.path.join(str(folder), "nodes.conf"),
-                "--cluster-node-timeout", "2000",
-            )  # fmt: skip
-        subprocess.run(
-            [
-                shutil.which("redis-cli"), "--cluster", "create",
-                *(f"127.0.0.1:{node.port}" for node in nodes),
-                "--cluster-replicas", "0", "--cluster-yes",
-            ],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            info = redis.Redis(port=nodes[0].port).cluster("info")
-            if info.get("cluster_state") == "ok":
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the cluster did not form: {info}")
-            time.sleep(0.2)
-        client = RedisCluster(host="127.0.0.1", port=nodes[0].port, socket_timeout=2)
+    with local_cluster(lambda: tmp_path_factory.mktemp("node")) as (client, _nodes):
         yield client
-        client.close()
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 def test_lock_take_extend_release_and_fence_on_a_cluster(cluster):
@@ -132,3 +79,32 @@ def test_semaphore_on_a_cluster(cluster):
     assert not slots.acquire("c")
     assert slots.release("a")
     assert slots.acquire("c")
+
+
+def test_admission_on_a_cluster(cluster):
+    """The guard's admission (lock, fence, slot, refusal counters) on a
+    Cluster: the project's lock and the connector's leases live in different
+    slots, and each part is decided where its keys are."""
+    from locking.admission import Admission, Admitted, Full, Held, admit
+
+    prefix = f"cluster-{uuid.uuid4().hex[:8]}:"
+    slots = Semaphore(cluster, "connector:7", limit=1, ttl=5, prefix=prefix)
+    busy, full = f"{prefix}stat:busy", f"{prefix}stat:full"
+
+    def admission(project: int, token: str, **kwargs) -> Admission:
+        lock = Lock(cluster, f"project:{project}", ttl=5, prefix=prefix, token=token)
+        return Admission(lock, slots, busy_counter=busy, full_counter=full, **kwargs)
+
+    first, again, other = admit(
+        cluster, [admission(1, "a"), admission(1, "b"), admission(2, "c")]
+    )
+    assert first == Admitted(fence=1, slot=True)
+    assert isinstance(again, Held) and again.holder == "a"
+    assert other == Admitted(fence=1, slot=False)  # the only slot is taken
+    (rejected,) = admit(cluster, [admission(3, "d", reject_when_full=True)])
+    assert isinstance(rejected, Full)
+    # A full connector that rejects gives the project's lock back.
+    assert Lock(cluster, "project:3", ttl=5, prefix=prefix).acquire(blocking=False)
+    (floored,) = admit(cluster, [admission(4, "e", fence_floor=41)])
+    assert floored.fence == 42
+    assert int(cluster.get(busy)) == 1 and int(cluster.get(full)) == 1

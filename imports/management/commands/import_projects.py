@@ -7,12 +7,12 @@ from django.db.models import Q
 
 from connectors.models import Connector
 from connectors.registry import connector_kinds
-from imports.exceptions import ImportRequestError
 from imports.management.base import (
     EXIT_BUSY,
     EXIT_FAILED,
     OperatorCommand,
     bad_arguments,
+    batches,
     chunks,
     is_busy,
     is_invalid,
@@ -20,7 +20,7 @@ from imports.management.base import (
 )
 from imports.management.progress import runs_wait
 from imports.models import ImportRun, Project
-from imports.services.guard import import_run_request
+from imports.services.guard import RunRequest, import_runs_request
 
 DEFAULT_PAGE_SIZE = 500
 
@@ -240,27 +240,30 @@ class Command(OperatorCommand):
         requested_by = options["requested_by"] or "manage.py import_projects"
         accepted: list[int] = []
         busy = invalid = errors = 0
-        for project in projects:
-            try:
-                run = import_run_request(
-                    project=project,
-                    requested_by=requested_by,
-                    trigger=ImportRun.Trigger.COMMAND,
-                    confirm_deletions=options["confirm_deletions"],
-                    full_refresh=options["full_refresh"],
-                    reason=options["reason"],
-                )
-            except ImportRequestError as exc:
-                self.stdout.write(f"rejected {project.pk}: {exc}")
-                if is_busy(exc):
-                    busy += 1
-                elif is_invalid(exc):
-                    invalid += 1
+        # A page at a time through the guard's bulk call: one Redis round
+        # trip and one statement per page, each project answered on its own.
+        for page in batches(projects, options["page_size"]):
+            outcomes = import_runs_request(
+                requests=[RunRequest(project) for project in page],
+                requested_by=requested_by,
+                trigger=ImportRun.Trigger.COMMAND,
+                confirm_deletions=options["confirm_deletions"],
+                full_refresh=options["full_refresh"],
+                reason=options["reason"],
+            )
+            for outcome in outcomes:
+                project, exc = outcome.project, outcome.error
+                if exc is not None:
+                    self.stdout.write(f"rejected {project.pk}: {exc}")
+                    if is_busy(exc):
+                        busy += 1
+                    elif is_invalid(exc):
+                        invalid += 1
+                    else:
+                        errors += 1
                 else:
-                    errors += 1
-            else:
-                accepted.append(run.pk)
-                self.stdout.write(f"accepted {project.pk} run {run.pk}")
+                    accepted.append(outcome.run.pk)
+                    self.stdout.write(f"accepted {project.pk} run {outcome.run.pk}")
         summary = (
             f"accepted {len(accepted)}, rejected as busy {busy}, "
             f"rejected as invalid {invalid}"
@@ -370,6 +373,6 @@ class Command(OperatorCommand):
         count = 0
         for run in unsuccessful.order_by("pk").iterator():
             count += 1
-            reason = run.error_message.splitlines()[0] if run.error_message else ""
+            reason = run.error_text.splitlines()[0] if run.error_message else ""
             self.stdout.write(f"{run.status} {run.project_id} run {run.pk}: {reason}")
         return count

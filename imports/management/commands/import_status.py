@@ -20,7 +20,7 @@ def run_as_dict(run: ImportRun) -> dict:
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         **{name: getattr(run, name) for name in COUNT_FIELDS},
         "error_class": run.error_class,
-        "error_message": run.error_message,
+        "error_message": run.error_text,
     }
 
 

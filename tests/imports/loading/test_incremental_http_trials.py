@@ -18,7 +18,7 @@ from tests.connectors.servers import LocalHttpServer, Reply
 from .table_helpers import table_rows
 from .test_incremental_trials import MergeCut, import_until_done, slow_merges_allow
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 TRIALS = int(os.environ.get("IMPORTHUB_INCREMENTAL_TRIALS", "200"))
 PER_PAGE = 4

@@ -34,7 +34,7 @@ from imports.services.guard import import_run_request
 
 from .table_helpers import table_rows
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 TRIALS = int(os.environ.get("IMPORTHUB_INCREMENTAL_TRIALS", "200"))
 QUERY = (

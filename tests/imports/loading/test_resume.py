@@ -142,6 +142,7 @@ def test_a_csv_copy_cut_midway_resumes_from_its_last_segment(
                     watcher.execute(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                         "WHERE query LIKE 'COPY \"import_stage_%%' "
+                        "AND datname = current_database() "
                         "AND pid <> pg_backend_pid()"
                     )
                     cut.set()

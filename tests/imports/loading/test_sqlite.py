@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).resolve().parent
 # Every module of this package but the SQL relay, which needs PostgreSQL.
 MODULES = ["test_dialects.py", "test_extract.py", "test_load.py"] + [

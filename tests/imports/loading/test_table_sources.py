@@ -20,7 +20,8 @@ from imports.loading import (
 from imports.locks import project_lock
 from imports.models import Destination, ImportRun, ImportRunEvent, Project
 from imports.services.guard import import_run_request
-from imports.services.sweep import runs_reap_lost, stages_drop_orphaned
+from imports.services.orphans import stages_drop_orphaned
+from imports.services.sweep import runs_reap_lost
 
 from .helpers import counts, run_import
 from .table_helpers import table_rows, table_types

@@ -7,6 +7,7 @@ from imports.exceptions import ProjectBusy
 from imports.locks import project_lock, project_lock_owner
 from imports.models import ImportRun, Project
 from imports.services.guard import import_run_request
+from imports.services.slots import run_slot_release
 from imports.services.transitions import FAIL, START
 from tests.conftest import end_run
 
@@ -19,15 +20,21 @@ def request_import(project, **kwargs):
     )
 
 
-def test_a_request_right_after_a_run_ended_is_accepted(make_project):
+def test_a_run_ended_but_not_released_is_named_until_its_lock_frees(make_project):
     """The run is final but its worker has not released the lock yet (the
-    few milliseconds between the two): the project is not busy, so the
-    request is accepted, not refused with no active run to show."""
+    few milliseconds between the two). A refusal reads no database, so the
+    request is refused naming that run, from the lock's value alone; once
+    the worker releases the lock, the next request is accepted."""
     project = make_project()
     first = request_import(project)
     START.apply(first, actor="worker", fencing_token=first.fencing_token)
     FAIL.apply(first, actor="worker", error_class="X", error_message="boom")
     assert project_lock_owner(project.pk) == first.lock_token  # not released
+    with pytest.raises(ProjectBusy) as refused:
+        request_import(project)
+    assert refused.value.active_run_id == first.pk
+    assert project_lock(project.pk, token=first.lock_token).release()
+    run_slot_release(connector_id=project.connector_id, token=first.lock_token)
     second = request_import(project)
     assert second.status == ImportRun.Status.QUEUED
     assert project_lock_owner(project.pk) == second.lock_token

@@ -8,11 +8,12 @@ from django.db import transaction
 
 from imports.exceptions import (
     PROJECT_BUSY_MESSAGE,
+    LockServiceUnavailable,
     ProjectBusy,
     ProjectNotImportable,
 )
 from imports.locks import project_lock, project_lock_force_release, project_lock_owner
-from imports.models import ImportRun, ImportRunEvent
+from imports.models import ImportRun, ImportRunEvent, Project
 from imports.services.guard import import_run_request
 from tests.conftest import ROOT
 
@@ -41,10 +42,12 @@ class TestImportRunRequest:
         assert run.fencing_token >= 1
         assert project_lock_owner(project.pk) == run.lock_token
         assert published() == 1
+        # The request's event is written with the run, in one statement;
+        # the publish is recorded on the run (dispatched_at), not as a row.
         assert list(run.events.values_list("kind", flat=True)) == [
             ImportRunEvent.Kind.REQUESTED,
-            ImportRunEvent.Kind.DISPATCHED,
         ]
+        assert run.dispatched_at is not None
 
     def test_busy_project_is_rejected_before_dispatch(self, make_project, published):
         """A second request for a busy project is rejected with the exact text."""
@@ -107,6 +110,47 @@ class TestImportRunRequest:
         assert not ImportRun.objects.exists()
         assert published() == 0
         assert project_lock_owner(project.pk) is None
+
+    def test_settings_saved_past_the_form_are_refused_and_free_the_lock(
+        self, make_project, published
+    ):
+        """Invalid settings (written by a shell, not the admin's form) are
+        checked once the lock is taken: refused with the reason, the lock
+        and the slot given back, nothing written or published."""
+        from imports.locks import connector_slots
+
+        project = make_project()
+        Project.objects.filter(pk=project.pk).update(source={"path": 42})
+        project.refresh_from_db()
+        with pytest.raises(ProjectNotImportable, match="cannot be imported"):
+            request_import(project)
+        assert not ImportRun.objects.exists()
+        assert published() == 0
+        assert project_lock_owner(project.pk) is None
+        assert connector_slots(project.connector).count() == 0
+
+    def test_redis_unreachable_refuses_and_writes_nothing(
+        self, make_project, published, settings
+    ):
+        """No lock store, no import: refused with the reason, no row, no
+        message (and a bulk request answers each project the same way)."""
+        from imports.services.guard import RunRequest, import_runs_request
+
+        project, other = make_project(), make_project()
+        shared, settings.REDIS_URL = settings.REDIS_URL, "redis://127.0.0.1:1/0"
+        try:
+            with pytest.raises(LockServiceUnavailable, match="unreachable"):
+                request_import(project)
+            outcomes = import_runs_request(
+                requests=[RunRequest(project), RunRequest(other)],
+                requested_by="t",
+                trigger="command",
+            )
+        finally:
+            settings.REDIS_URL = shared  # the prefix's clean-up needs it
+        assert all(isinstance(o.error, LockServiceUnavailable) for o in outcomes)
+        assert not ImportRun.objects.exists()
+        assert published() == 0
 
     def test_broker_down_fails_the_run_and_frees_the_project(
         self, make_project, worker_env, redis_prefix

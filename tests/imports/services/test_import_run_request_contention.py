@@ -13,7 +13,7 @@ from imports.models import ImportRun
 from imports.services.guard import import_run_request
 from tests.conftest import ROOT, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 REQUESTS = 50
 

@@ -1,6 +1,9 @@
 """Connector slots: queue or reject when every slot is taken."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from connectors.models import Connector
 from imports.exceptions import ConnectorBusy
@@ -115,3 +118,66 @@ def test_slot_limit_holds_when_redis_lost_the_leases(
     assert second.status == ImportRun.Status.WAITING
     assert "limit 1" in second.events.filter(kind="waiting").last().message
     assert connector_slots(one_slot).count() == 0  # its lease given back
+
+
+def test_a_slot_whose_release_was_lost_is_freed_by_the_sweep(
+    one_slot, make_project, write_csv, settings
+):
+    """A run ended while Redis could not hear its slot's release (a failover
+    lost the write): the sweep gives the slot back and the connector's
+    waiting run starts, instead of waiting out the hour-long dispatch TTL."""
+    from imports.services.orphans import slots_release_orphaned
+    from imports.services.sweep import runs_sweep
+
+    settings.IMPORTHUB_DISPATCH_LOCK_SECONDS = 3600
+    path = write_csv([(1, "a", 1)])
+    first = request(make_project(connector=one_slot, source={"path": str(path)}))
+    waiting = request(make_project(connector=one_slot, source={"path": str(path)}))
+    assert waiting.status == ImportRun.Status.WAITING
+    # The run failed; its slot's release never reached Redis.
+    ImportRun.objects.filter(pk=first.pk).update(
+        status=ImportRun.Status.FAILED, finished_at=timezone.now()
+    )
+    assert [token for token, _left in connector_slots(one_slot).holders()] == [
+        first.lock_token
+    ]
+    # Its worker may still be about to give the slot back: not yet.
+    assert slots_release_orphaned() == 0
+    ImportRun.objects.filter(pk=first.pk).update(
+        finished_at=timezone.now()
+        - timedelta(seconds=settings.IMPORTHUB_LEASE_SECONDS + 1)
+    )
+    runs_sweep()
+    waiting.refresh_from_db()
+    assert waiting.status == ImportRun.Status.QUEUED
+    assert [token for token, _left in connector_slots(one_slot).holders()] == [
+        waiting.lock_token
+    ]
+    assert slots_release_orphaned() == 0  # a live run's lease is kept
+
+
+def test_the_sweep_keeps_slots_of_requests_in_flight(one_slot, make_project, settings):
+    """Leases no run row names yet: a request between its take and its
+    commit is kept; one taken with the dispatch TTL longer ago than the grace
+    (its request died before writing the run) is freed."""
+    from imports.locks import run_lock_token
+    from imports.services.guard import DISPATCH_GRACE_SECONDS
+    from imports.services.orphans import slots_release_orphaned
+
+    settings.IMPORTHUB_DISPATCH_LOCK_SECONDS = 3600
+    slots = connector_slots(one_slot, ttl=3600)
+    in_flight = run_lock_token(10**9)
+    assert slots.acquire(token=in_flight, limit=5)
+    deferred = run_lock_token(10**9 + 1)
+    assert connector_slots(one_slot, ttl=DISPATCH_GRACE_SECONDS).acquire(
+        token=deferred, limit=5
+    )
+    foreign = "not-a-run"
+    assert slots.acquire(token=foreign, limit=5)
+    assert slots_release_orphaned() == 0
+    dead = run_lock_token(10**9 + 2)
+    assert connector_slots(one_slot, ttl=3600 - DISPATCH_GRACE_SECONDS - 1).acquire(
+        token=dead, limit=5
+    )
+    assert slots_release_orphaned() == 1
+    assert {token for token, _left in slots.holders()} == {in_flight, deferred, foreign}

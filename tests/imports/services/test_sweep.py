@@ -11,12 +11,8 @@ from imports.locks import project_lock, project_lock_force_release, project_lock
 from imports.models import ImportRun, ImportRunEvent
 from imports.services.attempt import Attempt
 from imports.services.guard import import_run_request
-from imports.services.sweep import (
-    locks_release_orphaned,
-    runs_reap_lost,
-    runs_redispatch_queued,
-    stages_drop_orphaned,
-)
+from imports.services.orphans import locks_release_orphaned, stages_drop_orphaned
+from imports.services.sweep import runs_reap_lost, runs_redispatch_queued
 from imports.services.transitions import SUCCEED
 
 pytestmark = pytest.mark.django_db(transaction=True)
