@@ -72,6 +72,15 @@ class _IdPool:
                 self._ids.extend(self._reserve(count - len(self._ids) + ID_BATCH))
             return [self._ids.popleft() for _ in range(count)]
 
+    def top_up(self) -> None:
+        """Refill an empty pool. Called by a request that wrote runs (it
+        went to the database anyway), so that the next request, a refusal
+        perhaps, finds an id ready: a refusal gives its id back, so a stream
+        of refusals never drains the pool, and never reads the sequence."""
+        with self._lock:
+            if not self._ids:
+                self._ids.extend(self._reserve(ID_BATCH))
+
     def give_back(self, ids: Sequence[int | None]) -> None:
         """Return ids a request reserved but did not write (refused), so
         that the next request takes them instead of a new query."""
@@ -108,6 +117,12 @@ def run_ids_reserve(count: int) -> list[int | None]:
     if not ids_reserved():
         return [None] * count
     return list(_pool.take(count))
+
+
+def run_ids_top_up() -> None:
+    """After runs were written: make sure the next request has an id ready."""
+    if ids_reserved():
+        _pool.top_up()
 
 
 def run_ids_give_back(ids: Sequence[int | None]) -> None:

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from imports.exceptions import ProjectBusy
 from imports.services.guard import RunRequest, import_run_request, import_runs_request
+from imports.services.run_rows import ID_BATCH, run_ids_give_back, run_ids_reserve
 from tests.locking.conftest import PrivateRedis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,10 +92,32 @@ def test_a_rejection_is_one_round_trip_and_no_query(
     assert refused.value.active_run_id == first.pk
 
 
+def test_refusals_never_read_the_sequence_across_id_batches(
+    lock_store, make_project, published
+):
+    """Run ids are reserved 64 at a time; a refusal gives its id back and
+    the request that writes runs refills an empty pool, so however the
+    acceptances fall across a batch's end, the refusal after each makes no
+    query."""
+    request(make_project())  # warm
+    queried = []
+    for _ in range(ID_BATCH + 6):
+        project = make_project()
+        request(project)
+        with CaptureQueriesContext(connection) as queries:
+            with pytest.raises(ProjectBusy):
+                request(project)
+        queried.extend(q["sql"] for q in queries)
+    assert queried == []
+
+
 def test_an_acceptance_is_one_round_trip_and_one_query(
     lock_store, counted, make_project, published
 ):
     request(make_project())  # warm: connection, scripts, reserved ids
+    # The id pool's refill (one query per 64 accepted runs, when the pool
+    # runs dry) is not this count; two ids ready keep it out of the request.
+    run_ids_give_back(run_ids_reserve(2))
     project = make_project()
     before, trips = commands(lock_store), counted.round_trips
     with CaptureQueriesContext(connection) as queries:
