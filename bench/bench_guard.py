@@ -111,12 +111,14 @@ def main() -> int:
     noop, once = peers()
     busy = make_projects(1)[0]
     import_run_request(project=busy, requested_by="bench", trigger="command")
-    # Warm: connections, scripts, reserved ids.
+    # Warm: connections, scripts, reserved ids. celery-once's duplicate is
+    # this run's own (its key outlives the run by its hour-long timeout).
+    duplicate = -time.time_ns()
     noop.apply_async(args=(0,), queue=queue)
-    once.apply_async(args=(-1,), queue=queue)
+    once.apply_async(args=(duplicate,), queue=queue)
 
     best: dict[str, float] = {}
-    offset = 0
+    offset = time.time_ns()  # celery-once keys of earlier runs live on
     for _round in range(ROUNDS):
         singles, bulk = make_projects(SINGLE), make_projects(BULK)
 
@@ -131,7 +133,7 @@ def main() -> int:
         def once_refused():
             for _ in range(REFUSED):
                 try:
-                    once.apply_async(args=(-1,), queue=queue)
+                    once.apply_async(args=(duplicate,), queue=queue)
                 except AlreadyQueued:
                     pass
                 else:

@@ -42,6 +42,7 @@ Every key of one name carries the name as its Redis Cluster hash tag
 
 from __future__ import annotations
 
+import functools
 import time as mod_time
 import uuid
 from typing import Any, ClassVar
@@ -170,9 +171,17 @@ class Lock(LockInspection):
         )
         self._keys = (self.key, self._fence_key, self._waiters_key)
         self._release_keys = (self.key, self._signal_key, self._waiters_key)
-        self._slice = wait_slice(client)
-        self._marker_ms = signal_ttl_ms(client)
         self.register_scripts(client)
+
+    # A lock built only to be admitted (``locking.admission``) never waits:
+    # what a wait needs is worked out when one does.
+    @functools.cached_property
+    def _slice(self) -> float | None:
+        return wait_slice(self.client)
+
+    @functools.cached_property
+    def _marker_ms(self) -> int:
+        return signal_ttl_ms(self.client)
 
     @classmethod
     def register_scripts(cls, client: redis.Redis) -> None:

@@ -44,9 +44,11 @@ def busy_refusal(project: Project, *, holder: str | None = None) -> ProjectBusy:
     if active_run_id is None and not ids_reserved():
         active = project_active_run(project_id=project.pk)
         active_run_id = active.pk if active else None
-    # A rejection is an expected outcome, not an error: one INFO line and a
-    # counter (counted by the script that refused); no row is written.
-    logger.info(
+    # A rejection is an expected outcome, not an error: it is answered to
+    # the caller and counted by the script that refused (the metrics'
+    # ``rejected_busy``); no row is written, and the log line is DEBUG (beat
+    # refuses every busy project on every tick).
+    logger.debug(
         "import rejected: project busy",
         extra={"project_id": project.pk, "run_id": active_run_id},
     )

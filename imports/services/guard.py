@@ -319,6 +319,8 @@ def _runs_request(
     if runs:
         run_ids_top_up()
     accepted = [outcomes[index].run for index in runs if outcomes[index].run]
+    if not accepted:
+        return outcomes
     if deferred:
         # Published after the commit, under the request's trace context.
         context = tracing.context_current()

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Model
 
 from imports.models import ImportRun, ImportRunEvent
@@ -105,8 +105,10 @@ class _IdPool:
 _pool = _IdPool()
 
 
+@functools.cache
 def ids_reserved() -> bool:
-    """Whether runs get their ids before they are written (PostgreSQL)."""
+    """Whether runs get their ids before they are written (PostgreSQL).
+    A process's database does not change: asked once."""
     return connection.vendor == "postgresql"
 
 
@@ -195,18 +197,18 @@ def _table(model: type[Model], *, with_pk: bool) -> _Table:
 def _arrays(objs: Sequence[Model], table: _Table) -> list[list]:
     """One list per column: the values of ``objs``, prepared for the
     database."""
+    # The wrapper itself, not the ``connection`` proxy: each value's
+    # preparation asks it for its operations, and the proxy looks the
+    # connection up on every attribute.
+    db = connections[connection.alias]
     arrays = []
     for field, attname, computed in table.fields:
         prep = field.get_db_prep_save
-        arrays.append(
-            [
-                prep(
-                    field.pre_save(obj, True) if computed else getattr(obj, attname),
-                    connection,
-                )
-                for obj in objs
-            ]
-        )
+        if computed:
+            values = [prep(field.pre_save(obj, True), db) for obj in objs]
+        else:
+            values = [prep(getattr(obj, attname), db) for obj in objs]
+        arrays.append(values)
     return arrays
 
 
