@@ -78,26 +78,38 @@ def project_admission(
     ``connector``, one of its slots under the same token and TTL. Refusals
     are counted (``rejected_busy``, ``rejected_connector_busy``) by the same
     script that refuses."""
-    lock = project_lock(project_id, token=token, ttl=ttl)
-    slots = None
+    # Settings read once: this runs for every request, refusals included.
+    url, prefix = settings.REDIS_URL, settings.IMPORTHUB_REDIS_PREFIX
+    lock = Lock(
+        redis_client(),
+        project_lock_name(project_id),
+        ttl=ttl or settings.IMPORTHUB_LEASE_SECONDS,
+        prefix=prefix,
+        token=token,
+    )
+    slots = limit = None
     if connector is not None:
+        limit = connector.max_concurrent_imports
         # A semaphore holds no state of a request: one per connector's
         # settings serves every request (the hot path builds none).
-        slots = _slots(
-            settings.REDIS_URL,
-            settings.IMPORTHUB_REDIS_PREFIX,
-            connector.pk,
-            connector.max_concurrent_imports,
-            ttl,
-        )
+        slots = _slots(url, prefix, connector.pk, limit, ttl)
+    busy, full = _refusal_counters(prefix)
     return Admission(
         lock,
         slots,
-        limit=None if connector is None else connector.max_concurrent_imports,
+        limit=limit,
         reject_when_full=reject_when_full,
         fence_floor=fence_floor,
-        busy_counter=_stat_key("rejected_busy"),
-        full_counter=_stat_key("rejected_connector_busy"),
+        busy_counter=busy,
+        full_counter=full,
+    )
+
+
+@lru_cache(maxsize=8)
+def _refusal_counters(prefix: str) -> tuple[str, str]:
+    return (
+        f"{prefix}stats:rejected_busy",
+        f"{prefix}stats:rejected_connector_busy",
     )
 
 

@@ -76,6 +76,7 @@ from locking.admission import Admitted, Full, Held
 logger = logging.getLogger(__name__)
 
 _TRIGGERS = frozenset(ImportRun.Trigger.values)
+_REJECT = Connector.WhenBusy.REJECT
 
 # How long the lock lives between the take and the commit of the run.
 DISPATCH_GRACE_SECONDS = 60.0
@@ -273,7 +274,7 @@ def _runs_request(
             token=run_lock_token(run_id),
             ttl=ttl,
             connector=project.connector,
-            reject_when_full=project.connector.when_busy == Connector.WhenBusy.REJECT,
+            reject_when_full=project.connector.when_busy == _REJECT,
         )
     try:
         decided = admissions_decide(list(admissions.values()))
