@@ -45,7 +45,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django_celery_beat.models import PeriodicTask
-from django_celery_beat.schedulers import DatabaseScheduler
+from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from imports.locks import beat_ticks_claim
 
@@ -71,7 +71,33 @@ def tick_window_seconds(schedule) -> float | None:
 SCHEDULED_TASK = "imports.project_import_scheduled"
 
 
+class ImporthubEntry(ModelEntry):
+    """A schedule entry whose next tick reuses what it parsed.
+
+    django-celery-beat builds the next entry anew from the same row after
+    every tick, parsing the crontab and decoding the arguments again: with
+    10,000 schedules due in one minute that was about half of beat's own
+    time. Only the run time and count change (a changed row is reloaded
+    through ``schedule_changed``), so the next entry is a copy with those
+    two updated.
+    """
+
+    def __next__(self):
+        self.model.last_run_at = self._default_now()
+        self.model.total_run_count += 1
+        self.model.no_changes = True
+        # Not copy.copy: an entry pickles itself (``__reduce__``) with the
+        # arguments of celery's own entry class.
+        entry = object.__new__(type(self))
+        entry.__dict__.update(self.__dict__)
+        entry.options = {**self.options, "headers": dict(self.options["headers"])}
+        entry.total_run_count = self.model.total_run_count
+        entry.last_run_at = self.model.last_run_at
+        return entry
+
+
 class ImporthubScheduler(DatabaseScheduler):
+    Entry = ImporthubEntry
     _generation = 0
     _heap_generation = -1
     _last_change_check = 0.0

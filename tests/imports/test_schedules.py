@@ -195,3 +195,30 @@ class TestScheduledBatch:
         assert any(
             "unknown project 999999999" in r.getMessage() for r in caplog.records
         )
+
+
+def test_the_next_entry_is_what_a_fresh_entry_of_the_row_would_be(make_project):
+    """Beat's entry after a tick is a copy (no crontab parsed again), and
+    equals what django-celery-beat would build from the updated row."""
+    from django_celery_beat.schedulers import ModelEntry
+
+    from config.celery import app
+    from imports.scheduler import ImporthubEntry
+
+    task = project_schedule_set(project=make_project(), crontab="*/5 * * * *")
+    entry = ImporthubEntry(task, app=app)
+    runs_before = task.total_run_count
+    following = next(entry)
+    fresh = ModelEntry(task, app=app)
+    assert type(following) is ImporthubEntry
+    assert following.schedule is entry.schedule  # reused, not parsed again
+    for name in ("name", "task", "args", "kwargs", "options", "schedule"):
+        assert getattr(following, name) == getattr(fresh, name), name
+    assert following.total_run_count == fresh.total_run_count == runs_before + 1
+    assert following.last_run_at == fresh.last_run_at == task.last_run_at
+    due, fresh_due = following.is_due(), fresh.is_due()
+    assert due.is_due == fresh_due.is_due
+    assert due.next == pytest.approx(fresh_due.next, abs=1)  # read a moment apart
+    # Each entry has options of its own.
+    following.options["headers"]["x"] = 1
+    assert "x" not in entry.options["headers"]
