@@ -159,15 +159,20 @@ class SentinelGroup:
             for r in replicas
         )
 
-    def master_port(self) -> int | None:
-        """The master's port as the sentinels' majority reports it."""
+    def _masters_seen(self) -> list[int | None]:
+        """The master's port as each sentinel reports it (None: no answer)."""
         seen = []
         for port in self.sentinel_ports:
             try:
                 _host, master = self._ask(port, "GET-MASTER-ADDR-BY-NAME", self.MASTER)
                 seen.append(int(master))
             except (redis.RedisError, TypeError, ValueError):
-                continue
+                seen.append(None)
+        return seen
+
+    def master_port(self) -> int | None:
+        """The master's port as the sentinels' majority reports it."""
+        seen = [port for port in self._masters_seen() if port is not None]
         for candidate in set(seen):
             if seen.count(candidate) >= 2:
                 return candidate
@@ -195,8 +200,18 @@ class SentinelGroup:
         )
         took = time.monotonic() - started
         if kill:
-            # The old master restarts empty, as a replica of the new one.
-            old.start("--replicaof", "127.0.0.1", str(self.master_port()))
+            # The old master restarts empty, as a replica of the new one, but
+            # only once every sentinel knows the new master: a sentinel that
+            # still took the old one for the master would turn it back into
+            # one (empty) when it reappears, and clients asking that
+            # sentinel would take locks there.
+            new = self.master_port()
+            self.wait_for(
+                lambda: self._masters_seen() == [new] * len(self.sentinel_ports),
+                "the sentinels did not agree on the new master",
+                timeout=timeout,
+            )
+            old.start("--replicaof", "127.0.0.1", str(new))
         self.wait_for(
             lambda: all(self._sees_replica(port) for port in self.sentinel_ports),
             "the group did not get its replica back",
