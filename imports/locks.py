@@ -78,38 +78,27 @@ def project_admission(
     ``connector``, one of its slots under the same token and TTL. Refusals
     are counted (``rejected_busy``, ``rejected_connector_busy``) by the same
     script that refuses."""
-    # Settings read once: this runs for every request, refusals included.
-    url, prefix = settings.REDIS_URL, settings.IMPORTHUB_REDIS_PREFIX
-    lock = Lock(
-        redis_client(),
-        project_lock_name(project_id),
-        ttl=ttl or settings.IMPORTHUB_LEASE_SECONDS,
-        prefix=prefix,
-        token=token,
-    )
+    lock = project_lock(project_id, token=token, ttl=ttl)
     slots = limit = None
     if connector is not None:
         limit = connector.max_concurrent_imports
         # A semaphore holds no state of a request: one per connector's
         # settings serves every request (the hot path builds none).
-        slots = _slots(url, prefix, connector.pk, limit, ttl)
-    busy, full = _refusal_counters(prefix)
+        slots = _slots(
+            settings.REDIS_URL,
+            settings.IMPORTHUB_REDIS_PREFIX,
+            connector.pk,
+            limit,
+            ttl,
+        )
     return Admission(
         lock,
         slots,
         limit=limit,
         reject_when_full=reject_when_full,
         fence_floor=fence_floor,
-        busy_counter=busy,
-        full_counter=full,
-    )
-
-
-@lru_cache(maxsize=8)
-def _refusal_counters(prefix: str) -> tuple[str, str]:
-    return (
-        f"{prefix}stats:rejected_busy",
-        f"{prefix}stats:rejected_connector_busy",
+        busy_counter=_stat_key("rejected_busy"),
+        full_counter=_stat_key("rejected_connector_busy"),
     )
 
 
@@ -266,7 +255,13 @@ def beat_ticks_claim(ticks: Sequence[tuple[str, float]]) -> list[bool]:
 
 
 def _stat_key(name: str) -> str:
-    return f"{settings.IMPORTHUB_REDIS_PREFIX}stats:{name}"
+    return _prefixed_stat_key(settings.IMPORTHUB_REDIS_PREFIX, name)
+
+
+@lru_cache(maxsize=64)
+def _prefixed_stat_key(prefix: str, name: str) -> str:
+    # Cached: the guard names two counters on every request.
+    return f"{prefix}stats:{name}"
 
 
 def stat_incr(name: str, amount: int = 1) -> None:

@@ -63,11 +63,7 @@ from imports.services.acceptance import (
     unavailable_refusal,
 )
 from imports.services.dispatch import runs_publish
-from imports.services.run_rows import (
-    run_ids_give_back,
-    run_ids_reserve,
-    run_ids_top_up,
-)
+from imports.services.run_rows import run_ids_give_back, run_ids_reserve
 from imports.services.waiting import runs_wait
 from imports.validation import project_settings_errors
 from locking import LockingUnavailable
@@ -317,8 +313,6 @@ def _runs_request(
             )
     run_ids_give_back(unused)
     runs_write(runs, admissions, outcomes, requested_by=requested_by, reason=reason)
-    if runs:
-        run_ids_top_up()
     accepted = [outcomes[index].run for index in runs if outcomes[index].run]
     if not accepted:
         return outcomes

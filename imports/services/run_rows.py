@@ -121,12 +121,6 @@ def run_ids_reserve(count: int) -> list[int | None]:
     return list(_pool.take(count))
 
 
-def run_ids_top_up() -> None:
-    """After runs were written: make sure the next request has an id ready."""
-    if ids_reserved():
-        _pool.top_up()
-
-
 def run_ids_give_back(ids: Sequence[int | None]) -> None:
     """Give back ids reserved for runs that were not written."""
     if ids_reserved():
@@ -151,6 +145,9 @@ def runs_insert(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = {row[0]: Written(bool(row[2]), int(row[1])) for row in cursor}
+    # This request went to the database anyway: it refills an empty id
+    # reserve, so that a refusal never has to.
+    _pool.top_up()
     for run in runs:
         run._state.adding = False
         run._state.db = connection.alias
