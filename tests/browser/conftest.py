@@ -12,8 +12,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connections
 
+from tests.browser.admin_session import PASSWORD
 from tests.conftest import ARTIFACTS
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
@@ -122,3 +124,24 @@ def screenshot(request):
         return path
 
     return take
+
+
+# The admin users of the browser tests: an operator and a view-only user.
+@pytest.fixture
+def operator(django_user_model):
+    return django_user_model.objects.create_superuser(
+        username="olga", email="olga@example.com", password=PASSWORD
+    )
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    user = django_user_model.objects.create_user(
+        username="victor", password=PASSWORD, is_staff=True
+    )
+    user.user_permissions.set(
+        Permission.objects.filter(
+            codename__in=["view_importrun", "view_project", "view_connector"]
+        )
+    )
+    return user

@@ -10,10 +10,10 @@ import re
 import time
 
 import pytest
-from django.contrib.auth.models import Permission
 
 from imports.exceptions import PROJECT_BUSY_MESSAGE
 from imports.models import ImportRun, Record
+from tests.browser.admin_session import log_in
 from tests.conftest import wait_for
 from tests.connectors.servers import LocalHttpServer, Reply
 
@@ -24,7 +24,6 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-PASSWORD = "correct horse battery staple"
 SLOW_ROWS, SLOW_CHUNKS, SLOW_SECONDS = 12_000, 24, 8.0
 
 
@@ -49,34 +48,6 @@ def slow_csv_url():
     server.route("/slow.csv", lambda request: Reply(body=body()))
     yield server.url("/slow.csv")
     server.stop()
-
-
-@pytest.fixture
-def operator(django_user_model):
-    return django_user_model.objects.create_superuser(
-        username="olga", email="olga@example.com", password=PASSWORD
-    )
-
-
-@pytest.fixture
-def viewer(django_user_model):
-    user = django_user_model.objects.create_user(
-        username="victor", password=PASSWORD, is_staff=True
-    )
-    user.user_permissions.set(
-        Permission.objects.filter(
-            codename__in=["view_importrun", "view_project", "view_connector"]
-        )
-    )
-    return user
-
-
-def log_in(page, live_server, username):
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
 
 
 def message_texts(page, level: str) -> list[str]:

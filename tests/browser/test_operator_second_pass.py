@@ -9,49 +9,23 @@ import datetime
 import re
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.utils import timezone, translation
 
 from imports.models import ImportRun, ImportRunEvent
 from imports.services.execution import import_run_execute
 from imports.services.guard import import_run_request
+from tests.browser.admin_session import log_in
 from tests.conftest import MISSING_CSV
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
-PASSWORD = "correct horse battery staple"
 LAPTOP = {"width": 1366, "height": 768}
-
-
-@pytest.fixture
-def operator(django_user_model):
-    return django_user_model.objects.create_superuser(
-        username="olga", email="olga@example.com", password=PASSWORD
-    )
-
-
-@pytest.fixture
-def viewer(django_user_model):
-    user = django_user_model.objects.create_user(
-        username="victor", password=PASSWORD, is_staff=True
-    )
-    user.user_permissions.set(
-        Permission.objects.filter(
-            codename__in=["view_importrun", "view_project", "view_connector"]
-        )
-    )
-    return user
 
 
 def open_as(browser, live_server, username, *, locale="ru-RU"):
     page = browser(locale=locale).new_page()
     page.set_viewport_size(LAPTOP)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-    return page
+    return log_in(page, live_server, username)
 
 
 def executed(project) -> ImportRun:

@@ -11,10 +11,9 @@ import pytest
 from imports.models import ImportRun, ProjectEvent
 from imports.services.execution import import_run_execute
 from imports.services.guard import import_run_request
+from tests.browser.admin_session import log_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
-
-PASSWORD = "correct horse battery staple"
 
 
 def fail_once(project) -> ImportRun:
@@ -26,11 +25,8 @@ def fail_once(project) -> ImportRun:
 
 
 def test_pause_banner_and_resume(
-    browser, live_server, screenshot, django_user_model, make_project
+    browser, live_server, screenshot, operator, make_project
 ):
-    django_user_model.objects.create_superuser(
-        username="olga", email="olga@example.com", password=PASSWORD
-    )
     project = make_project(name="Клиенты", auto_pause_after=2)
     fail_once(project)
     last = fail_once(project)
@@ -39,11 +35,7 @@ def test_pause_banner_and_resume(
 
     page = browser(locale="ru-RU").new_page()
     page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "olga")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
+    log_in(page, live_server, operator.username)
 
     page.goto(f"{live_server.url}/admin/imports/project/{project.pk}/change/")
     banner = page.locator("#project-pause-banner")

@@ -10,16 +10,9 @@ from imports.models import ImportRun
 from imports.run_log import run_log_flush
 from imports.services.guard import import_run_request
 from tests.admin.test_project_ops import add_runs
-from tests.browser.test_admin_flow import PASSWORD, log_in
+from tests.browser.admin_session import log_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
-
-
-@pytest.fixture
-def operator(django_user_model):
-    return django_user_model.objects.create_superuser(
-        username="olga", email="olga@example.com", password=PASSWORD
-    )
 
 
 def test_projects_list_and_header(

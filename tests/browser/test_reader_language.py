@@ -22,10 +22,10 @@ from imports.models import ImportRun
 from imports.services.execution import import_run_execute
 from imports.services.guard import import_run_request
 from imports.services.schedules import _skip_event
+from tests.browser.admin_session import PASSWORD, log_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
-PASSWORD = "correct horse battery staple"
 CYRILLIC = re.compile(r"[А-Яа-яЁё]+")
 LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
 # Codes and names no translation changes: protocols, formats, services,
@@ -112,19 +112,9 @@ def pages(failed: ImportRun) -> dict[str, str]:
     }
 
 
-def log_in(context, live_server, username):
-    page = context.new_page()
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-    return page
-
-
 def test_the_english_ui_shows_no_russian(browser, live_server, written_in_russian):
     failed = written_in_russian["failed"]
-    page = log_in(browser(locale="en-US"), live_server, "olga")
+    page = log_in(browser(locale="en-US").new_page(), live_server, "olga")
     allowed = [
         *written_in_russian["user_data"],
         PROJECT_BUSY_MESSAGE.format(project_id=failed.project_id),
@@ -146,7 +136,7 @@ def test_the_english_ui_shows_no_russian(browser, live_server, written_in_russia
 
 def test_the_russian_ui_shows_no_english(browser, live_server, written_in_russian):
     failed = written_in_russian["failed"]
-    page = log_in(browser(locale="ru-RU"), live_server, "olga")
+    page = log_in(browser(locale="ru-RU").new_page(), live_server, "olga")
     found = {}
     russian_pages = {
         **pages(failed),
